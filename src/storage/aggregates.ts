@@ -1,0 +1,188 @@
+/**
+ * The aggregate tables and the one generator of every statement that maintains them.
+ *
+ * Each table is a GROUP BY over event rows. The same definition is applied to three sources:
+ * the rows just inserted (write path), all stored events (refresh) and the rows being deleted by
+ * retention (purge, moved from live to archived). Generating all three from one definition is
+ * what keeps them from drifting apart.
+ */
+import { FINE_BUCKETS_MS, FINE_BUCKET_COUNT, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
+
+type Combine = 'sum' | 'min' | 'max';
+
+interface ValueColumn {
+  name: string;
+  /** Aggregate expression over the source rows `e`. */
+  expr: string;
+  combine: Combine;
+}
+
+export interface AggregateTable {
+  name: string;
+  /**
+   * lifetime: keyed by `archived` too, read by `/metrics` and summaries;
+   * daily: keyed by UTC day, read by windowed analytics;
+   * set: distinct keys only (no values).
+   */
+  scope: 'lifetime' | 'daily' | 'set';
+  keys: { name: string; expr: string }[];
+  values: ValueColumn[];
+  /** Rows without a key value are skipped (set tables). */
+  where?: string;
+}
+
+// coalesce: a key-less aggregate over zero rows yields one row whose sums are NULL.
+const sum = (name: string, expr: string): ValueColumn => ({ name, expr: `coalesce(sum(${expr}), 0)`, combine: 'sum' });
+const countIf = (name: string, cond: string): ValueColumn => ({
+  name,
+  expr: `count(*) FILTER (WHERE ${cond})`,
+  combine: 'sum',
+});
+const count = (name: string): ValueColumn => ({ name, expr: 'count(*)', combine: 'sum' });
+
+const businessKey = { name: 'business_id', expr: 'e.business_id' };
+const dayKey = { name: 'day', expr: 'e.day' };
+
+export const AGGREGATES: readonly AggregateTable[] = [
+  {
+    name: 'agg_requests',
+    scope: 'lifetime',
+    keys: [businessKey, { name: 'response_type', expr: 'e.response_type' }, { name: 'intent', expr: 'e.intent_detected' }],
+    values: [count('requests')],
+  },
+  {
+    name: 'agg_business',
+    scope: 'lifetime',
+    keys: [businessKey],
+    values: [
+      count('requests'),
+      sum('response_time_ms_sum', 'e.response_time_ms'),
+      sum('success_rate_sum', 'e.success_rate'),
+      sum('tokens_used', 'e.tokens_used'),
+      sum('api_cost_usd', 'e.api_cost_usd'),
+      countIf('appointments_requested', 'e.appointment_requested'),
+      countIf('appointments_booked', 'e.appointment_booked'),
+      countIf('handoffs_error', "e.human_handoff_requested AND e.response_type = 'error'"),
+      countIf('handoffs_complex', "e.human_handoff_requested AND e.response_type <> 'error'"),
+      countIf('errors', "e.response_type = 'error'"),
+      { name: 'first_event_at', expr: 'min(e.created_at)', combine: 'min' },
+      { name: 'last_event_at', expr: 'max(e.created_at)', combine: 'max' },
+    ],
+  },
+  {
+    name: 'agg_model',
+    scope: 'lifetime',
+    keys: [businessKey, { name: 'model_name', expr: 'e.model_name' }],
+    values: [count('requests'), sum('tokens_used', 'e.tokens_used'), sum('api_cost_usd', 'e.api_cost_usd')],
+  },
+  {
+    name: 'agg_latency',
+    scope: 'lifetime',
+    keys: [],
+    values: [
+      count('count'),
+      sum('sum_ms', 'e.response_time_ms'),
+      ...PROMETHEUS_BUCKETS_MS.map((le) => countIf(`le_${le}`, `e.response_time_ms <= ${le}`)),
+    ],
+  },
+  {
+    name: 'daily_business',
+    scope: 'daily',
+    keys: [businessKey, dayKey],
+    values: [
+      count('requests'),
+      sum('response_time_ms_sum', 'e.response_time_ms'),
+      sum('success_rate_sum', 'e.success_rate'),
+      sum('tokens_used', 'e.tokens_used'),
+      sum('api_cost_usd', 'e.api_cost_usd'),
+      countIf('appointments_requested', 'e.appointment_requested'),
+      countIf('appointments_booked', 'e.appointment_booked'),
+      countIf('human_handoffs', 'e.human_handoff_requested'),
+      countIf('errors', "e.response_type = 'error'"),
+    ],
+  },
+  {
+    name: 'daily_latency',
+    scope: 'daily',
+    keys: [businessKey, dayKey],
+    values: Array.from({ length: FINE_BUCKET_COUNT }, (_, i) => countIf(`b${i}`, `e.latency_bucket = ${i}`)),
+  },
+  {
+    name: 'daily_intent',
+    scope: 'daily',
+    keys: [businessKey, dayKey, { name: 'intent', expr: 'e.intent_detected' }],
+    values: [count('requests')],
+  },
+  {
+    name: 'daily_model',
+    scope: 'daily',
+    keys: [businessKey, dayKey, { name: 'model_name', expr: 'e.model_name' }],
+    values: [count('requests'), sum('tokens_used', 'e.tokens_used'), sum('api_cost_usd', 'e.api_cost_usd')],
+  },
+  {
+    name: 'conversation_days',
+    scope: 'set',
+    keys: [businessKey, dayKey, { name: 'conversation_key', expr: 'e.conversation_key' }],
+    values: [],
+    where: 'e.conversation_key IS NOT NULL',
+  },
+];
+
+export const SCHEMA = 'mlops';
+const LATENCY_THRESHOLDS = `'{${FINE_BUCKETS_MS.join(',')}}'::int[]`;
+
+/**
+ * Wraps a source of `ai_metrics`-shaped rows with the derived columns the definitions use.
+ * The conversation key falls back to the session when a client sends no conversation id.
+ */
+export function derivedSource(source: string): string {
+  return `(SELECT s.*, s.created_at::date AS day,
+      width_bucket(s.response_time_ms, ${LATENCY_THRESHOLDS}) AS latency_bucket,
+      coalesce(s.conversation_id, nullif(s.session_id, '')) AS conversation_key
+    FROM ${source} s) e`;
+}
+
+export interface UpsertOptions {
+  /** For lifetime tables: write the archived (true) or live (false) rows. */
+  archived?: boolean;
+  /** -1 subtracts (purge from live). min/max columns are left untouched then. */
+  sign?: 1 | -1;
+  /** Extra filter on the source rows. */
+  where?: string;
+}
+
+/**
+ * `INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE` adding the source's aggregates to a table.
+ * Rows are grouped (one row per key, which ON CONFLICT requires) and ordered by key, so
+ * concurrent writers take row locks in the same order and cannot deadlock each other.
+ */
+export function upsertSql(table: AggregateTable, source: string, options: UpsertOptions = {}): string {
+  const sign = options.sign ?? 1;
+  const keyCols = table.keys.map((k) => k.name);
+  const keyExprs = table.keys.map((k) => k.expr);
+  if (table.scope === 'lifetime') {
+    keyCols.unshift('archived');
+    keyExprs.unshift(options.archived ? 'true' : 'false');
+  }
+  const valueExprs = table.values.map((v) => {
+    if (v.combine !== 'sum') return sign === 1 ? v.expr : 'NULL';
+    return sign === 1 ? v.expr : `-(${v.expr})`;
+  });
+  const conditions = [table.where, options.where].filter(Boolean);
+  const where = conditions.length ? `WHERE ${conditions.join(' AND ')}` : '';
+  // GROUP BY positions of real key expressions only; a constant `archived` needs no grouping.
+  const groupPositions = table.keys.map((_, i) => i + 1 + (table.scope === 'lifetime' ? 1 : 0));
+  const positions = groupPositions.join(', ');
+  const grouping = table.scope === 'set' ? `ORDER BY ${positions}` : positions ? `GROUP BY ${positions} ORDER BY ${positions}` : '';
+  const select = table.scope === 'set' ? 'SELECT DISTINCT' : 'SELECT';
+  const head = `INSERT INTO ${SCHEMA}.${table.name} (${[...keyCols, ...table.values.map((v) => v.name)].join(', ')})
+    ${select} ${[...keyExprs, ...valueExprs].join(', ')}
+    FROM ${derivedSource(source)} ${where} ${grouping}`;
+  if (table.values.length === 0) return `${head} ON CONFLICT DO NOTHING`;
+  const updates = table.values.map((v) => {
+    const current = `${table.name}.${v.name}`;
+    if (v.combine === 'sum') return `${v.name} = ${current} + excluded.${v.name}`;
+    return `${v.name} = ${v.combine === 'min' ? 'least' : 'greatest'}(${current}, excluded.${v.name})`;
+  });
+  return `${head} ON CONFLICT (${keyCols.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
+}

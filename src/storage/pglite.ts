@@ -1,0 +1,49 @@
+/**
+ * Embedded PostgreSQL (PGlite, PostgreSQL compiled to WebAssembly) in a local folder: what
+ * `npm start` uses on a laptop with no database server. One process per folder, enforced by a
+ * lock file. Never used on Lambda: the folder would vanish with the execution environment.
+ */
+import { PGlite } from '@electric-sql/pglite';
+import { resolve } from 'node:path';
+import { acquireDirLock } from './dir-lock.ts';
+import { StoreUnavailableError } from './errors.ts';
+import type { SqlExecutor } from './executor.ts';
+import { SqlStore } from './sql-store.ts';
+
+type Queryable = Pick<PGlite, 'query' | 'exec'>;
+
+function wrap(db: PGlite, target: Queryable): SqlExecutor {
+  return {
+    query: async <T>(text: string, params: unknown[] = []) => (await target.query<T>(text, params)).rows,
+    exec: async (text: string) => {
+      await target.exec(text);
+    },
+    transaction: (fn) => db.transaction((tx) => fn(wrap(db, tx))),
+    close: () => db.close(),
+  };
+}
+
+export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
+  const folder = resolve(dataDir);
+  const lock = acquireDirLock(folder);
+  let db: PGlite;
+  try {
+    db = await PGlite.create(folder);
+  } catch (error) {
+    lock.release();
+    throw new StoreUnavailableError(`Could not open the embedded database in ${folder}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const executor = wrap(db, db);
+  const close = executor.close;
+  executor.close = async () => {
+    try {
+      await close();
+    } finally {
+      lock.release();
+    }
+  };
+  // PGlite runs one statement at a time; a second commit in flight would only queue.
+  return new SqlStore(executor, { kind: 'pglite', description: `embedded PGlite in ${folder}`, maxConcurrentCommits: 1 });
+}
