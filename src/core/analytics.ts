@@ -1,0 +1,86 @@
+/**
+ * Turns stored aggregates into the contract's analytics answers. Pure: no I/O, so the arithmetic
+ * is tested directly and both runtimes print identical numbers.
+ */
+import { estimatePercentile, FINE_BUCKETS_MS } from '../storage/latency-buckets.ts';
+import type { AnalyticsWindow, BusinessTotals } from '../storage/types.ts';
+
+const round = (value: number, digits: number) => {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+};
+const ratio = (num: number, den: number) => (den > 0 ? num / den : 0);
+
+export const PERCENTILE_METHOD =
+  `Estimated from a response-time histogram of ${FINE_BUCKETS_MS.length + 1} buckets (10 ms wide below 100 ms, ` +
+  `at most 25 % wide up to 15 s, open above ${FINE_BUCKETS_MS[FINE_BUCKETS_MS.length - 1]} ms) by linear interpolation inside the bucket.`;
+
+export function businessAnalytics(w: AnalyticsWindow, now: Date) {
+  const t = w.totals;
+  const p50 = estimatePercentile(w.latency_buckets, 0.5);
+  const p95 = estimatePercentile(w.latency_buckets, 0.95);
+  return {
+    business_id: w.business_id,
+    period: `${w.days}_days`,
+    window: { from: w.from, to: w.to, days: w.days, timezone: 'UTC' },
+    metrics: {
+      total_requests: t.requests,
+      total_conversations: t.conversations,
+      avg_response_time_ms: round(ratio(t.response_time_ms_sum, t.requests), 2),
+      p50_response_time_ms: p50 ? round(p50.value_ms, 2) : 0,
+      p95_response_time_ms: p95 ? round(p95.value_ms, 2) : 0,
+      avg_tokens_used: round(ratio(t.tokens_used, t.requests), 2),
+      total_tokens_used: t.tokens_used,
+      total_api_cost_usd: round(t.api_cost_usd, 6),
+      appointment_requests: t.appointments_requested,
+      appointments_booked: t.appointments_booked,
+      human_handoffs: t.human_handoffs,
+      appointment_conversion_rate: round(ratio(t.appointments_booked, t.appointments_requested), 4),
+      success_rate: round(ratio(t.success_rate_sum, t.requests), 4),
+      error_rate: round(ratio(t.errors, t.requests), 4),
+    },
+    percentiles: {
+      method: PERCENTILE_METHOD,
+      source: 'histogram',
+      p95_is_lower_bound: p95?.lower_bound_only ?? false,
+    },
+    definitions: {
+      total_conversations: 'distinct conversation_id (or session_id when absent) seen in the window',
+      appointment_conversion_rate: 'appointments_booked / appointment_requests',
+      success_rate: 'mean success_rate of the events',
+      error_rate: "share of events whose response_type is 'error'",
+    },
+    by_intent: w.by_intent.map((i) => ({ intent: i.intent, requests: i.requests, share: round(ratio(i.requests, t.requests), 4) })),
+    by_model: w.by_model.map((m) => ({
+      model_name: m.model_name,
+      requests: m.requests,
+      tokens_used: m.tokens_used,
+      cost_usd: round(m.api_cost_usd, 6),
+    })),
+    daily: w.daily.map((d) => ({
+      date: d.date,
+      requests: d.requests,
+      avg_response_time_ms: round(ratio(d.response_time_ms_sum, d.requests), 2),
+      cost_usd: round(d.api_cost_usd, 6),
+    })),
+    timestamp: now.toISOString(),
+  };
+}
+
+export function businessSummary(b: BusinessTotals) {
+  return {
+    business_id: b.business_id,
+    total_requests: b.requests,
+    avg_response_time_ms: round(ratio(b.response_time_ms_sum, b.requests), 2),
+    success_rate: round(ratio(b.success_rate_sum, b.requests), 4),
+    error_rate: round(ratio(b.errors, b.requests), 4),
+    total_tokens_used: b.tokens_used,
+    total_api_cost_usd: round(b.api_cost_usd, 6),
+    appointment_requests: b.appointments_requested,
+    appointments_booked: b.appointments_booked,
+    appointment_conversion_rate: round(ratio(b.appointments_booked, b.appointments_requested), 4),
+    human_handoffs: b.handoffs_error + b.handoffs_complex,
+    first_event_at: b.first_event_at,
+    last_event_at: b.last_event_at,
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * API keys: `X-API-Key: <key>` or `Authorization: Bearer <key>`. Keys are compared as SHA-256
+ * digests with `timingSafeEqual` (equal lengths, no early exit), against every configured key,
+ * so timing reveals neither a key nor which one matched.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ApiError } from './http-errors.ts';
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+export interface KeyRing {
+  readonly enabled: boolean;
+  /** Returns the matching key's index (for rate limits and logs, never the key itself). */
+  check(presented: string | undefined): number;
+}
+
+export function createKeyRing(keys: readonly string[], what = 'API key'): KeyRing {
+  const digests = keys.map(digest);
+  return {
+    enabled: digests.length > 0,
+    check(presented) {
+      if (presented === undefined || presented === '') {
+        throw new ApiError(401, 'unauthorized', `${what} required: send it as X-API-Key or Authorization: Bearer <key>`, undefined, {
+          'WWW-Authenticate': 'Bearer',
+        });
+      }
+      const candidate = digest(presented);
+      let match = -1;
+      digests.forEach((d, i) => {
+        if (timingSafeEqual(d, candidate) && match === -1) match = i;
+      });
+      if (match === -1) throw new ApiError(403, 'forbidden', `Invalid ${what}`);
+      return match;
+    },
+  };
+}
+
+/** The credential a request carries, from either header. */
+export function presentedKey(header: (name: string) => string | undefined): string | undefined {
+  const apiKey = header('x-api-key');
+  if (apiKey) return apiKey.trim();
+  const auth = header('authorization');
+  const match = auth ? /^Bearer\s+(.+)$/i.exec(auth.trim()) : null;
+  return match ? match[1]!.trim() : undefined;
+}

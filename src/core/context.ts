@@ -1,0 +1,58 @@
+/** Types shared by the app and its route modules. */
+import type { Hono } from 'hono';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+import type { InstanceStats, RuntimeInfo } from './runtime-info.ts';
+import type { KeyRing } from './auth.ts';
+import type { Store } from '../storage/types.ts';
+
+/** What an adapter passes per request (Hono `Bindings`). All optional: a plain server sends none. */
+export interface RequestEnv {
+  /** Path to route on, after the adapter removed a stage or route prefix. */
+  routePath?: string;
+  /** The prefix the client used in front of `routePath` (for links in answers). */
+  prefix?: string;
+  /** Lambda: whether this invocation started the execution environment. */
+  coldStart?: boolean;
+  /** Lambda: the invocation's request id. */
+  requestId?: string;
+}
+
+export interface StoreInfo {
+  kind: 'pglite' | 'postgres' | 'none';
+  /** Where the data lives, safe to show. */
+  description: string;
+  /** Why there is no store (kind `none`), phrased as what to do. */
+  problem?: string;
+}
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  runtime: RuntimeInfo;
+  /** Opens or returns the store; may reject with StoreNotConfiguredError or StoreUnavailableError. */
+  getStore: () => Promise<Store>;
+  storeInfo: StoreInfo;
+  stats?: InstanceStats;
+  now?: () => Date;
+}
+
+export interface AppVariables {
+  requestId: string;
+  log: Logger;
+  /** External prefix for links: Lambda stage/route prefix and/or BASE_PATH. */
+  prefix: string;
+  /** Index of the API key used, when the route needs one. */
+  keyIndex: number;
+}
+
+export type AppEnv = { Bindings: RequestEnv; Variables: AppVariables };
+export type App = Hono<AppEnv>;
+
+export interface AppContext {
+  deps: AppDeps;
+  stats: InstanceStats;
+  apiKeys: KeyRing;
+  metricsToken: KeyRing;
+  now: () => Date;
+}

@@ -1,0 +1,41 @@
+/**
+ * Reads a JSON request body with the contract's answers: 415 for a non-JSON content type, 400
+ * for malformed JSON or an empty body. A missing Content-Type is accepted when the body parses:
+ * some gateways and clients drop it (see the base64 Lambda fixture without one).
+ */
+import type { Context } from 'hono';
+import { ApiError } from './http-errors.ts';
+
+export const EMPTY = Symbol('empty body');
+
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const type = c.req.header('content-type');
+  if (type !== undefined && type.trim() !== '') {
+    const mime = type.split(';')[0]!.trim().toLowerCase();
+    if (mime !== 'application/json' && !mime.endsWith('+json')) {
+      throw new ApiError(415, 'unsupported_media_type', `Content-Type must be application/json, got ${mime}`);
+    }
+  }
+  const text = await c.req.text();
+  if (text.trim() === '') return EMPTY;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ApiError(400, 'bad_request', `Malformed JSON: ${(error as Error).message}`);
+  }
+}
+
+/** An object body with at least one field; the contract's wording for the empty cases. */
+export function requireObject(body: unknown): Record<string, unknown> {
+  if (body === EMPTY || body === null || (isPlainObject(body) && Object.keys(body).length === 0)) {
+    throw new ApiError(400, 'bad_request', 'No metrics data provided');
+  }
+  if (!isPlainObject(body)) {
+    throw new ApiError(400, 'bad_request', `Request body must be a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}`);
+  }
+  return body;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,83 @@
+/** `/health` (liveness, no database) and `/health/detailed` (readiness with a real check). */
+import type { App, AppContext } from '../context.ts';
+
+const DB_CHECK_TIMEOUT_MS = 2000;
+
+export function registerHealth(app: App, ctx: AppContext): void {
+  const { deps, stats } = ctx;
+  const security = () => ({
+    api_key_required: ctx.apiKeys.enabled,
+    metrics_token_required: ctx.metricsToken.enabled,
+  });
+
+  app.get('/health', (c) => {
+    const info = deps.storeInfo;
+    return c.json({
+      status: 'healthy',
+      service: 'mlops-service-prometheus',
+      timestamp: ctx.now().toISOString(),
+      monitoring: 'prometheus',
+      metrics_endpoint: '/metrics',
+      environment: deps.config.environment,
+      security: security(),
+      runtime: {
+        name: deps.runtime.name,
+        instance_id: deps.runtime.instanceId,
+        ...(c.env?.coldStart !== undefined ? { cold_start: c.env.coldStart } : {}),
+      },
+      version: deps.runtime.version,
+      database: info.kind === 'none' ? { configured: false, message: info.problem } : { configured: true, kind: info.kind },
+    });
+  });
+
+  app.get('/health/detailed', async (c) => {
+    const info = deps.storeInfo;
+    let database: Record<string, unknown>;
+    let healthy = false;
+    if (info.kind === 'none') {
+      database = { status: 'not_configured', message: info.problem };
+    } else {
+      try {
+        const store = await deps.getStore();
+        const latency = await store.ping(DB_CHECK_TIMEOUT_MS);
+        database = { status: 'up', kind: info.kind, location: info.description, latency_ms: Math.round(latency * 100) / 100 };
+        healthy = true;
+        if ('writeStats' in store) database.writes = (store as { writeStats: unknown }).writeStats;
+      } catch (error) {
+        database = { status: 'down', kind: info.kind, location: info.description, error: (error as Error).message };
+      }
+    }
+    const memory = process.memoryUsage();
+    const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
+    return c.json(
+      {
+        status: healthy ? 'healthy' : 'degraded',
+        service: 'mlops-service-prometheus',
+        timestamp: ctx.now().toISOString(),
+        version: deps.runtime.version,
+        environment: deps.config.environment,
+        uptime_seconds: Math.round((Date.now() - deps.runtime.startedAt) / 100) / 10,
+        memory: { rss_mb: mb(memory.rss), heap_used_mb: mb(memory.heapUsed), heap_total_mb: mb(memory.heapTotal) },
+        requests: {
+          total: stats.requests,
+          failed: stats.failures,
+          rejected: stats.rejected,
+          error_rate: Math.round(stats.errorRate * 10000) / 10000,
+          scope: 'this instance',
+        },
+        runtime: {
+          name: deps.runtime.name,
+          instance_id: deps.runtime.instanceId,
+          started_at: new Date(deps.runtime.startedAt).toISOString(),
+          node_version: process.version,
+          cold_start: c.env?.coldStart ?? false,
+          cold_starts: stats.coldStarts,
+          warmups: stats.warmups,
+        },
+        security: security(),
+        database,
+      },
+      healthy ? 200 : 503,
+    );
+  });
+}
