@@ -1,0 +1,53 @@
+/**
+ * `npm start`: reads the environment, starts the server, and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig } from '../../core/config.ts';
+import { createLogger } from '../../core/logger.ts';
+import { StoreStartupError, StoreUnavailableError } from '../../storage/errors.ts';
+import { startServer } from './server.ts';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`mlops-service: ${error.message}\nSee .env.example for every setting.\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel, { service: 'mlops-service' });
+  let server;
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    const known = error instanceof StoreStartupError || error instanceof StoreUnavailableError;
+    const message = known ? (error as Error).message : `could not start: ${(error as Error).message}`;
+    logger.error(message, known ? {} : { err: error });
+    if (error instanceof StoreUnavailableError && config.databaseUrl) {
+      process.stderr.write('Check that DATABASE_URL points at a running PostgreSQL server that accepts connections.\n');
+    }
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    server.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error('error while stopping', { err: error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();
