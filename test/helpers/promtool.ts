@@ -1,0 +1,16 @@
+import { spawn } from 'node:child_process';
+
+/** Runs `promtool check metrics` on an exposition; resolves with its output, rejects on findings. */
+export function promtoolCheck(exposition: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`promtool check metrics failed (${code}):\n${out}`))));
+    child.stdin.end(exposition);
+  });
+}
+
+export const skipPromtool = process.env.SKIP_PROMTOOL === '1' ? 'promtool not installed' : false;

@@ -1,0 +1,66 @@
+/**
+ * Runs a suite once per storage backend: embedded PGlite (always) and PostgreSQL (skipped loudly
+ * when unreachable, outside CI).
+ */
+import type { SqlExecutor } from '../../src/storage/executor.ts';
+import { createPgliteExecutor } from '../../src/storage/pglite.ts';
+import { createPostgresExecutor } from '../../src/storage/postgres.ts';
+import { SqlStore } from '../../src/storage/sql-store.ts';
+import { freshPgliteDir } from './pglite-template.ts';
+import { createTestDatabase, skipPostgres, type TestDatabase } from './postgres.ts';
+
+export interface Backend {
+  name: 'pglite' | 'postgres';
+  skip: string | false;
+  /** Environment for a server process on a fresh, empty database; `cleanup` after the suite. */
+  provision(): Promise<{ env: Record<string, string>; cleanup(): Promise<void> }>;
+}
+
+export const BACKENDS: Backend[] = [
+  {
+    name: 'pglite',
+    skip: false,
+    async provision() {
+      const dir = await freshPgliteDir();
+      return { env: { DATA_DIR: dir }, cleanup: async () => {} };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: skipPostgres,
+    async provision() {
+      const db: TestDatabase = await createTestDatabase();
+      return { env: { DATABASE_URL: db.url }, cleanup: () => db.drop() };
+    },
+  },
+];
+
+export interface TestStore {
+  store: SqlStore;
+  /** The same connection(s), for SQL behind the store's back. */
+  raw: SqlExecutor;
+  /** PostgreSQL only: the database URL, to open more instances. */
+  url?: string;
+  close(): Promise<void>;
+}
+
+export async function openTestStore(backend: Backend): Promise<TestStore> {
+  if (backend.name === 'pglite') {
+    const { executor } = await createPgliteExecutor(await freshPgliteDir());
+    const store = new SqlStore(executor, { kind: 'pglite', description: 'test', maxConcurrentCommits: 1 });
+    return { store, raw: executor, close: () => store.close() };
+  }
+  const db = await createTestDatabase();
+  const { executor } = createPostgresExecutor({ url: db.url, poolMax: 4, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
+  const store = new SqlStore(executor, { kind: 'postgres', description: 'test', maxConcurrentCommits: 2 });
+  await store.migrate();
+  return {
+    store,
+    raw: executor,
+    url: db.url,
+    async close() {
+      await store.close();
+      await db.drop();
+    },
+  };
+}
