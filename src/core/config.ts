@@ -30,6 +30,8 @@ export interface Config {
   /** Requests per minute per API key on authenticated routes; 0 disables. */
   rateLimitPerMinute: number;
   shutdownTimeoutMs: number;
+  /** A full re-derivation runs at most this often unless forced (clients call it after every event). */
+  refreshMinIntervalSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -143,6 +145,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     retentionDays,
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 120_000),
+    refreshMinIntervalSeconds: int('REFRESH_MIN_INTERVAL_SECONDS', 60, 0, 86_400),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

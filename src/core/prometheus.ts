@@ -21,6 +21,10 @@ function instanceRegistry(runtime: RuntimeInfo, stats: InstanceStats): Registry 
   const registry = new Registry();
   registry.setDefaultLabels({ instance_id: runtime.instanceId, runtime: runtime.name });
   collectDefaultMetrics({ register: registry });
+  // Gauges whose names end in _total break the Prometheus naming rules promtool enforces.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
   const counter = (name: string, help: string, value: () => number) =>
     new Counter({
       name,

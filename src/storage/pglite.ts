@@ -23,7 +23,8 @@ function wrap(db: PGlite, target: Queryable): SqlExecutor {
   };
 }
 
-export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
+/** Opens (creating if needed) the folder under its lock; `close()` releases the lock. */
+export async function createPgliteExecutor(dataDir: string): Promise<{ executor: SqlExecutor; folder: string }> {
   const folder = resolve(dataDir);
   const lock = acquireDirLock(folder);
   let db: PGlite;
@@ -44,6 +45,11 @@ export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
       lock.release();
     }
   };
+  return { executor, folder };
+}
+
+export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
+  const { executor, folder } = await createPgliteExecutor(dataDir);
   // PGlite runs one statement at a time; a second commit in flight would only queue.
   return new SqlStore(executor, { kind: 'pglite', description: `embedded PGlite in ${folder}`, maxConcurrentCommits: 1 });
 }

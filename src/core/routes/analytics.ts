@@ -37,7 +37,7 @@ export function registerAnalytics(app: App, ctx: AppContext, auth: MiddlewareHan
   app.post('/refresh-metrics', auth, async (c) => {
     const force = ['1', 'true'].includes(c.req.query('force') ?? '');
     const store = await ctx.deps.getStore();
-    const result = await store.refreshAggregates({ force });
+    const result = await store.refreshAggregates({ force, minIntervalMs: ctx.deps.config.refreshMinIntervalSeconds * 1000 });
     if (result.status === 'skipped') {
       return c.json({
         status: 'skipped',

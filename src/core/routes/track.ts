@@ -25,7 +25,10 @@ export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler
   const limit = bodyLimit({
     maxSize: ctx.deps.config.maxBodyBytes,
     onError: () => {
-      throw new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${ctx.deps.config.maxBodyBytes} bytes`);
+      // The rest of the body is never read, so the connection cannot carry another request.
+      throw new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${ctx.deps.config.maxBodyBytes} bytes`, undefined, {
+        Connection: 'close',
+      });
     },
   });
 
