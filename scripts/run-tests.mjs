@@ -22,6 +22,7 @@ export const TEST_FILES = [
   'test/api.test.ts',
   'test/server-process.test.ts',
   'test/cost.test.ts',
+  'test/lambda-emulator.test.ts',
 ];
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
