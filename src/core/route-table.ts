@@ -29,3 +29,9 @@ export const ROUTES: readonly RouteSpec[] = [
 
 /** `/analytics/{business_id}` → `/analytics/:business_id` */
 export const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
+
+/**
+ * First path segments the app serves (`''` is the root). A gateway route prefix such as
+ * `/mlops-service-lambda` is stripped only when it is not one of these.
+ */
+export const ROUTE_ROOTS: ReadonlySet<string> = new Set([...ROUTES.map((r) => r.path.split('/')[1] ?? ''), 'assets']);

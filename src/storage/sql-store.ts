@@ -346,6 +346,13 @@ export class SqlStore implements Store {
     try {
       return await fn();
     } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === '42P01' || code === '3F000') {
+        throw new StoreUnavailableError(
+          'The database has no mlops schema yet: run `npm run migrate` with DATABASE_URL set (or start a server with DB_MIGRATE_ON_START=true)',
+          { cause: error },
+        );
+      }
       if (error instanceof StoreUnavailableError || !isUnavailableError(error)) throw error;
       const detail = error instanceof Error ? error.message : String(error);
       throw new StoreUnavailableError(`Database unavailable: ${detail}`, { cause: error });

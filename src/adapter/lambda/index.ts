@@ -1,0 +1,3 @@
+/** Bundle entry `index.mjs`: handler `index.handler`; migrations `index.migrate`. */
+export { handler } from './handler.ts';
+export { migrate } from './migrate.ts';
