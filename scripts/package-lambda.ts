@@ -1,0 +1,151 @@
+/**
+ * `npm run package`: builds the deployable artifacts.
+ *
+ *   dist/lambda/               index.mjs (handler, migrate) + lambda_function.mjs (lambda_handler) + chunks
+ *   dist/lambda-deployment.zip the same files at the zip root, for the console or CDK
+ *   dist/server/               server.mjs (the Node server) + the embedded database's runtime files
+ *
+ * The Lambda bundle is minified with source maps, leaves out PGlite and everything a request does
+ * not load (prom-client, the driver, the OpenAPI generator are split into chunks loaded on demand),
+ * and fails when the zip exceeds the size budget.
+ */
+import { build, type Metafile } from 'esbuild';
+import { zipSync, type Zippable } from 'fflate';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const HELP = `Usage: npm run package -- [--budget-kb 300] [--lambda-only] [--quiet]
+
+Builds dist/lambda/ and dist/lambda-deployment.zip (Lambda handlers index.handler and
+lambda_function.lambda_handler) and dist/server/ (node dist/server/server.mjs).
+
+  --budget-kb N   fail when the zip is larger than N KiB (default 300)
+  --lambda-only   skip the server bundle
+  --quiet         print only the summary line
+  --help          this text`;
+
+const { values } = parseArgs({
+  options: {
+    'budget-kb': { type: 'string', default: '300' },
+    'lambda-only': { type: 'boolean', default: false },
+    quiet: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const budgetKb = Number(values['budget-kb']);
+if (!Number.isFinite(budgetKb) || budgetKb <= 0) {
+  console.error(`--budget-kb must be a positive number, got "${values['budget-kb']}"`);
+  process.exit(2);
+}
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const DIST = join(ROOT, 'dist');
+const LAMBDA_DIR = join(DIST, 'lambda');
+const ZIP = join(DIST, 'lambda-deployment.zip');
+const SERVER_DIR = join(DIST, 'server');
+const log = (line: string) => values.quiet || console.log(line);
+
+// Bundled CommonJS (prom-client) calls require() for Node built-ins: give ESM output a real one.
+const requireShim = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path) : [path];
+  });
+}
+
+function largestInputs(meta: Metafile, count: number): string {
+  const byPackage = new Map<string, number>();
+  for (const output of Object.values(meta.outputs)) {
+    for (const [input, { bytesInOutput }] of Object.entries(output.inputs)) {
+      const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
+      const key = m ? m[1]! : input.startsWith('src/') ? 'src (this service)' : input;
+      byPackage.set(key, (byPackage.get(key) ?? 0) + bytesInOutput);
+    }
+  }
+  return [...byPackage.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, bytes]) => `    ${(bytes / 1024).toFixed(1).padStart(7)} KiB  ${name}`)
+    .join('\n');
+}
+
+async function buildLambda(): Promise<void> {
+  rmSync(LAMBDA_DIR, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: { index: 'src/adapter/lambda/index.ts', lambda_function: 'src/adapter/lambda/lambda_function.ts' },
+    outdir: LAMBDA_DIR,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'chunks/[name]-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    sourcemap: 'linked',
+    sourcesContent: false,
+    legalComments: 'none',
+    banner: { js: requireShim },
+    external: ['@electric-sql/pglite'],
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const inputs = Object.keys(result.metafile.inputs);
+  const forbidden = inputs.filter((i) => /pglite|src\/storage\/(pglite|open-store)|src\/adapter\/node/.test(i));
+  if (forbidden.length) throw new Error(`the Lambda bundle must not contain ${forbidden.join(', ')}`);
+
+  const files: Zippable = {};
+  for (const path of filesUnder(LAMBDA_DIR)) {
+    // A fixed date keeps the zip byte-identical for identical code (CDK and CI hash it).
+    files[relative(LAMBDA_DIR, path)] = [readFileSync(path), { mtime: new Date('2026-01-01T00:00:00Z') }];
+  }
+  const zip = zipSync(files, { level: 9 });
+  writeFileSync(ZIP, zip);
+  const sizeKb = zip.length / 1024;
+  const code = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.mjs'));
+  log(`Lambda bundle: ${code.length} files, ${(code.reduce((a, [, o]) => a + o.bytes, 0) / 1024).toFixed(1)} KiB of JavaScript`);
+  log(`  largest inputs:\n${largestInputs(result.metafile, 8)}`);
+  const verdict = sizeKb <= budgetKb ? `within the ${budgetKb} KiB budget` : `OVER the ${budgetKb} KiB budget`;
+  console.log(`${relative(ROOT, ZIP)}: ${sizeKb.toFixed(1)} KiB (${zip.length} bytes), ${verdict}`);
+  if (sizeKb > budgetKb) process.exit(1);
+}
+
+async function buildServer(): Promise<void> {
+  rmSync(SERVER_DIR, { recursive: true, force: true });
+  await build({
+    absWorkingDir: ROOT,
+    entryPoints: { server: 'src/adapter/node/main.ts' },
+    outdir: SERVER_DIR,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'chunks/[name]-[hash]',
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    sourcemap: 'linked',
+    sourcesContent: false,
+    banner: { js: requireShim },
+    // PGlite loads its WebAssembly and data files next to its own modules: ship the package.
+    external: ['@electric-sql/pglite'],
+    logLevel: 'warning',
+  });
+  const pglite = join(ROOT, 'node_modules', '@electric-sql', 'pglite');
+  mkdirSync(join(SERVER_DIR, 'node_modules', '@electric-sql'), { recursive: true });
+  cpSync(pglite, join(SERVER_DIR, 'node_modules', '@electric-sql', 'pglite'), { recursive: true });
+  writeFileSync(join(SERVER_DIR, 'package.json'), `${JSON.stringify({ name: 'mlops-service-server', private: true, type: 'module' }, null, 2)}\n`);
+  log(`${relative(ROOT, SERVER_DIR)}/: run with \`node --enable-source-maps ${relative(ROOT, SERVER_DIR)}/server.mjs\``);
+}
+
+mkdirSync(DIST, { recursive: true });
+await buildLambda();
+if (!values['lambda-only']) await buildServer();
