@@ -12,16 +12,17 @@
 import { build, type Metafile } from 'esbuild';
 import { zipSync, type Zippable } from 'fflate';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const HELP = `Usage: npm run package -- [--budget-kb 300] [--lambda-only] [--quiet]
+const HELP = `Usage: npm run package -- [--budget-kb 300] [--lambda-only] [--out-dir dist] [--quiet]
 
 Builds dist/lambda/ and dist/lambda-deployment.zip (Lambda handlers index.handler and
 lambda_function.lambda_handler) and dist/server/ (node dist/server/server.mjs).
 
   --budget-kb N   fail when the zip is larger than N KiB (default 300)
   --lambda-only   skip the server bundle
+  --out-dir DIR   write under DIR instead of dist/ (tests build into temporary folders)
   --quiet         print only the summary line
   --help          this text`;
 
@@ -29,6 +30,7 @@ const { values } = parseArgs({
   options: {
     'budget-kb': { type: 'string', default: '300' },
     'lambda-only': { type: 'boolean', default: false },
+    'out-dir': { type: 'string' },
     quiet: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
@@ -44,7 +46,9 @@ if (!Number.isFinite(budgetKb) || budgetKb <= 0) {
 }
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const DIST = join(ROOT, 'dist');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const define = { __SERVICE_VERSION__: JSON.stringify(VERSION) };
+const DIST = values['out-dir'] ? resolve(values['out-dir']) : join(ROOT, 'dist');
 const LAMBDA_DIR = join(DIST, 'lambda');
 const ZIP = join(DIST, 'lambda-deployment.zip');
 const SERVER_DIR = join(DIST, 'server');
@@ -94,6 +98,7 @@ async function buildLambda(): Promise<void> {
     sourcesContent: false,
     legalComments: 'none',
     banner: { js: requireShim },
+    define,
     external: ['@electric-sql/pglite'],
     metafile: true,
     logLevel: 'warning',
@@ -114,7 +119,7 @@ async function buildLambda(): Promise<void> {
   log(`Lambda bundle: ${code.length} files, ${(code.reduce((a, [, o]) => a + o.bytes, 0) / 1024).toFixed(1)} KiB of JavaScript`);
   log(`  largest inputs:\n${largestInputs(result.metafile, 8)}`);
   const verdict = sizeKb <= budgetKb ? `within the ${budgetKb} KiB budget` : `OVER the ${budgetKb} KiB budget`;
-  console.log(`${relative(ROOT, ZIP)}: ${sizeKb.toFixed(1)} KiB (${zip.length} bytes), ${verdict}`);
+  console.log(`${relative(process.cwd(), ZIP)}: ${sizeKb.toFixed(1)} KiB (${zip.length} bytes), ${verdict}`);
   if (sizeKb > budgetKb) process.exit(1);
 }
 
@@ -135,6 +140,7 @@ async function buildServer(): Promise<void> {
     sourcemap: 'linked',
     sourcesContent: false,
     banner: { js: requireShim },
+    define,
     // PGlite loads its WebAssembly and data files next to its own modules: ship the package.
     external: ['@electric-sql/pglite'],
     logLevel: 'warning',

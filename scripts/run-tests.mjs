@@ -18,11 +18,17 @@ export const TEST_FILES = [
   'test/unit/latency-buckets.test.ts',
   'test/unit/write-batcher.test.ts',
   'test/unit/dir-lock.test.ts',
+  'test/unit/lambda-results.test.ts',
   'test/storage.test.ts',
   'test/api.test.ts',
   'test/server-process.test.ts',
   'test/cost.test.ts',
   'test/lambda-emulator.test.ts',
+  'test/lambda-events.test.ts',
+  'test/lambda-no-database.test.ts',
+  'test/lambda-package.test.ts',
+  'test/lambda-emulator-app.test.ts',
+  'test/infra.test.ts',
 ];
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

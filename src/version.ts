@@ -1,4 +1,12 @@
-import pkg from '../package.json' with { type: 'json' };
+import { readFileSync } from 'node:fs';
 
-/** The service version, from package.json (inlined by the bundler). */
-export const VERSION: string = pkg.version;
+declare const __SERVICE_VERSION__: string | undefined;
+
+/**
+ * The service version. Bundles get it inlined at build time (`define` in the package script);
+ * running from source, it is read from package.json.
+ */
+export const VERSION: string =
+  typeof __SERVICE_VERSION__ === 'string'
+    ? __SERVICE_VERSION__
+    : (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
