@@ -19,6 +19,7 @@ export const TEST_FILES = [
   'test/unit/write-batcher.test.ts',
   'test/unit/dir-lock.test.ts',
   'test/unit/lambda-results.test.ts',
+  'test/unit/rate-limit-retention.test.ts',
   'test/storage.test.ts',
   'test/api.test.ts',
   'test/server-process.test.ts',

@@ -19,6 +19,7 @@ import { registerIndex } from './routes/index.ts';
 import { registerMetrics } from './routes/metrics.ts';
 import { registerTrack } from './routes/track.ts';
 import { InstanceStats } from './runtime-info.ts';
+import { createRateLimiter } from './rate-limit.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -96,8 +97,11 @@ export function createApp(deps: AppDeps) {
     }),
   );
 
+  const limiter = createRateLimiter(config.rateLimitPerMinute);
   const requireApiKey: MiddlewareHandler<AppEnv> = async (c, next) => {
-    if (ctx.apiKeys.enabled) c.set('keyIndex', ctx.apiKeys.check(presentedKey((n) => c.req.header(n))));
+    const keyIndex = ctx.apiKeys.enabled ? ctx.apiKeys.check(presentedKey((n) => c.req.header(n))) : -1;
+    c.set('keyIndex', keyIndex);
+    limiter.take(keyIndex >= 0 ? `key-${keyIndex}` : 'open');
     await next();
   };
 

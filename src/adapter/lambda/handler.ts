@@ -8,6 +8,7 @@
 import { createApp } from '../../core/app.ts';
 import { ConfigError, loadConfig, type Config } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
+import { applyRetention, RETENTION_INTERVAL_MS } from '../../core/retention.ts';
 import { InstanceStats, type RuntimeInfo } from '../../core/runtime-info.ts';
 import { VERSION } from '../../version.ts';
 import { publishInvocation } from './cloudwatch.ts';
@@ -51,6 +52,7 @@ const app = config
   : undefined;
 
 let invoked = false;
+let lastRetentionAt = 0;
 
 async function warmUp(source: string, coldStart: boolean) {
   stats.warmups++;
@@ -60,6 +62,11 @@ async function warmUp(source: string, coldStart: boolean) {
       const store = await getStore();
       await store.ping(2000);
       database = 'connected';
+      // The warmer doubles as the retention schedule (at most every six hours per environment).
+      if (config.retentionDays && Date.now() - lastRetentionAt > RETENTION_INTERVAL_MS) {
+        lastRetentionAt = Date.now();
+        await applyRetention(store, config.retentionDays, logger);
+      }
     } catch (error) {
       database = `unavailable: ${(error as Error).message}`;
     }

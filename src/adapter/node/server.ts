@@ -9,6 +9,7 @@ import { createApp } from '../../core/app.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { InstanceStats, type RuntimeInfo } from '../../core/runtime-info.ts';
+import { scheduleRetention } from '../../core/retention.ts';
 import { openStore } from '../../storage/open-store.ts';
 import type { Store } from '../../storage/types.ts';
 import { VERSION } from '../../version.ts';
@@ -44,6 +45,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     storeInfo: { kind: store.kind, description: store.description },
   });
 
+  const stopRetention = config.retentionDays ? scheduleRetention(store, config.retentionDays, logger) : () => {};
+
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
     s.once('error', reject);
@@ -57,6 +60,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      stopRetention();
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => {
