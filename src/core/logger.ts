@@ -22,24 +22,48 @@ export type LogSink = (line: string) => void;
 
 const defaultSink: LogSink = (line) => process.stdout.write(`${line}\n`);
 
-export function createLogger(level: LogLevel, bound: LogFields = {}, sink: LogSink = defaultSink): Logger {
-  const threshold = ORDER[level];
-  const write = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
-    if (ORDER[lvl] < threshold) return;
-    const entry: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...bound, ...fields };
+/** A class, so that a per-request child costs one small object, not a set of closures. */
+class JsonLogger implements Logger {
+  readonly level: LogLevel;
+  readonly #threshold: number;
+  readonly #bound: LogFields;
+  readonly #sink: LogSink;
+
+  constructor(level: LogLevel, bound: LogFields, sink: LogSink) {
+    this.level = level;
+    this.#threshold = ORDER[level];
+    this.#bound = bound;
+    this.#sink = sink;
+  }
+
+  #write(lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
+    if (ORDER[lvl] < this.#threshold) return;
+    const entry: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...this.#bound, ...fields };
     const err = entry.err;
     if (err instanceof Error) {
       // Stack traces go to logs only, never to clients.
       entry.err = { name: err.name, message: err.message, code: (err as { code?: unknown }).code, stack: err.stack };
     }
-    sink(JSON.stringify(entry));
-  };
-  return {
-    level,
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-    child: (fields) => createLogger(level, { ...bound, ...fields }, sink),
-  };
+    this.#sink(JSON.stringify(entry));
+  }
+
+  debug(msg: string, fields?: LogFields): void {
+    this.#write('debug', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.#write('info', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.#write('warn', msg, fields);
+  }
+  error(msg: string, fields?: LogFields): void {
+    this.#write('error', msg, fields);
+  }
+  child(fields: LogFields): Logger {
+    return new JsonLogger(this.level, { ...this.#bound, ...fields }, this.#sink);
+  }
+}
+
+export function createLogger(level: LogLevel, bound: LogFields = {}, sink: LogSink = defaultSink): Logger {
+  return new JsonLogger(level, bound, sink);
 }

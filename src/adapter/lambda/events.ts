@@ -8,6 +8,7 @@
  * host, and scheduled events are run through the app as `GET https://undefinedundefined/`.
  */
 import { ROUTE_ROOTS } from '../../core/route-table.ts';
+import { LightHeaders, LightRequest } from './web-objects.ts';
 
 export type EventSource = 'apigw-v2' | 'apigw-v1' | 'alb' | 'function-url' | 'vpc-lattice';
 
@@ -120,8 +121,19 @@ function queryFromMaps(single: unknown, multi: unknown): string {
  * it is a gateway prefix rather than a path of the app: `ANY /mlops-service-lambda/{proxy+}` →
  * `/mlops-service-lambda`; `GET /health` → none.
  */
+const prefixCache = new Map<string, string>();
+
 function routePrefix(route: unknown): string {
   if (typeof route !== 'string' || route.startsWith('$')) return '';
+  let cached = prefixCache.get(route);
+  if (cached === undefined) {
+    cached = computeRoutePrefix(route);
+    if (prefixCache.size < 100) prefixCache.set(route, cached);
+  }
+  return cached;
+}
+
+function computeRoutePrefix(route: string): string {
   const path = route.includes(' ') ? route.slice(route.indexOf(' ') + 1) : route;
   const staticPart = path.split('/{')[0]!.replace(/\/+$/, '');
   const first = staticPart.split('/')[1] ?? '';
@@ -220,19 +232,24 @@ function fromLattice(e: Json): HttpEventRequest {
   };
 }
 
-/** Builds the WHATWG Request the app takes. GET/HEAD bodies (AWS samples have them) are dropped. */
+/**
+ * Builds the request the app takes (a lightweight one, see web-objects.ts). GET/HEAD bodies (AWS
+ * samples have them) are dropped; Content-Length is set from the decoded body, so size limits
+ * are checked without reading a stream.
+ */
 export function toRequest(r: HttpEventRequest): { request: Request; skippedHeaders: string[] } {
-  const headers = new Headers();
+  const headers = new LightHeaders();
   const skippedHeaders: string[] = [];
   for (const [k, v] of r.headers) {
-    try {
-      headers.append(k, v);
-    } catch {
-      skippedHeaders.push(k);
-    }
+    // A header the real Headers would refuse (a line break or NUL) is dropped here too.
+    if (v.includes('\n') || v.includes('\r') || v.includes('\0') || k === '') skippedHeaders.push(k);
+    else headers.append(k, v);
   }
+  const withBody = r.body !== undefined && r.method !== 'GET' && r.method !== 'HEAD';
+  if (withBody) headers.set('content-length', String(r.body!.byteLength));
+  else headers.delete('content-length');
   const path = r.rawPath.startsWith('/') ? r.rawPath : `/${r.rawPath}`;
   const url = `${r.protocol}://${r.host}${path}${r.query ? `?${r.query}` : ''}`;
-  const withBody = r.body !== undefined && r.method !== 'GET' && r.method !== 'HEAD';
-  return { request: new Request(url, { method: r.method, headers, body: withBody ? (r.body as Uint8Array<ArrayBuffer>) : undefined }), skippedHeaders };
+  const request = new LightRequest(url, r.method, headers, withBody ? r.body! : null);
+  return { request: request as unknown as Request, skippedHeaders };
 }

@@ -2,6 +2,7 @@
  * Turns the app's WHATWG Response into the result shape each event source expects.
  */
 import type { EventSource } from './events.ts';
+import type { LightResponse } from './web-objects.ts';
 
 export interface LambdaResult {
   statusCode: number;
@@ -41,9 +42,21 @@ function casings(name: string, count: number): string[] {
 
 export async function toResult(response: Response, source: EventSource, multiValueHeaders: boolean, head: boolean): Promise<LambdaResult> {
   const type = response.headers.get('content-type') ?? '';
-  const bytes = head || response.body === null ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
-  const textual = bytes.length === 0 || TEXTUAL.test(type);
-  const body = textual ? Buffer.from(bytes).toString('utf8') : Buffer.from(bytes).toString('base64');
+  // A lightweight response hands over its body as given: no stream to read.
+  const plain = 'plainBody' in response ? (response as unknown as LightResponse).plainBody : undefined;
+  let body: string;
+  let textual: boolean;
+  if (head) {
+    body = '';
+    textual = true;
+  } else if (typeof plain === 'string' && TEXTUAL.test(type)) {
+    body = plain;
+    textual = true;
+  } else {
+    const bytes = plain === null ? new Uint8Array() : plain instanceof Uint8Array ? plain : new Uint8Array(await response.arrayBuffer());
+    textual = bytes.length === 0 || TEXTUAL.test(type);
+    body = textual ? Buffer.from(bytes).toString('utf8') : Buffer.from(bytes).toString('base64');
+  }
   const cookies = response.headers.getSetCookie();
   const single: Record<string, string> = {};
   response.headers.forEach((value, key) => {

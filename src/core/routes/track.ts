@@ -22,15 +22,19 @@ function idempotencyKey(header: string | undefined, bodyKey: string | null | und
 }
 
 export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
-  const limit = bodyLimit({
-    maxSize: ctx.deps.config.maxBodyBytes,
-    onError: () => {
-      // The rest of the body is never read, so the connection cannot carry another request.
-      throw new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${ctx.deps.config.maxBodyBytes} bytes`, undefined, {
-        Connection: 'close',
-      });
-    },
-  });
+  const max = ctx.deps.config.maxBodyBytes;
+  const tooLarge = () => {
+    // The rest of the body is never read, so the connection cannot carry another request.
+    throw new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${max} bytes`, undefined, { Connection: 'close' });
+  };
+  const streamingLimit = bodyLimit({ maxSize: max, onError: tooLarge });
+  // With a Content-Length (always, on Lambda) the size is known without touching the body stream.
+  const limit: MiddlewareHandler = async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared === undefined || c.req.header('transfer-encoding')) return streamingLimit(c, next);
+    if (Number(declared) > max) tooLarge();
+    await next();
+  };
 
   app.post('/track', auth, limit, async (c) => {
     const body = requireObject(await readJsonBody(c));
