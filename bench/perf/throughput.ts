@@ -1,0 +1,203 @@
+/**
+ * Server throughput on loopback (wrk, 32 connections, one generator thread), side by side with a
+ * bare node:http JSON server in the same run, and the server's memory under that load.
+ *
+ * Targets (issue 8): GET /health ≥ 0.75× the bare server; POST /track with every event committed
+ * to PostgreSQL ≥ 0.2× the bare server; server RSS ≤ 200 MB on PostgreSQL (PGlite reported).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { createBenchDatabase, machine, printVerdicts, ROOT, table } from './lib.ts';
+import { freshPgliteFolder } from './pglite-folder.ts';
+
+export interface WrkResult {
+  requestsPerSec: number;
+  requests: number;
+  non2xx: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+}
+
+function ensureWrk(): void {
+  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is not installed: apt-get install wrk (the CI script installs it)');
+}
+
+function parseMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : n;
+}
+
+export function runWrk(url: string, seconds: number, connections: number, script?: string): WrkResult {
+  const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
+  const out = spawnSync('wrk', args, { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`wrk failed: ${out.stderr || out.stdout}`);
+  const text = out.stdout;
+  const num = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);
+  const lat = (pct: string) => {
+    const m = new RegExp(`\\s${pct}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    return m ? parseMs(m[1]!, m[2]!) : Number.NaN;
+  };
+  return {
+    requestsPerSec: num(/Requests\/sec:\s+([\d.]+)/),
+    requests: num(/(\d+) requests in/),
+    non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
+    latencyP50Ms: lat('50'),
+    latencyP99Ms: lat('99'),
+  };
+}
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+function startProcess(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 60_000): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`process not ready within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        child.stdout!.resume();
+        child.stderr!.resume();
+        resolve({
+          child,
+          url: m[1]!.startsWith('http') ? m[1]!.replace('localhost', '127.0.0.1') : `http://127.0.0.1:${m[1]}`,
+          stop: () =>
+            new Promise<void>((done) => {
+              if (child.exitCode !== null) return done();
+              child.once('exit', () => done());
+              child.kill('SIGTERM');
+            }),
+        });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => (out += d));
+    child.once('exit', (code) => reject(new Error(`process exited (${code}) before it was ready:\n${out}`)));
+  });
+}
+
+export const startBareServer = () => startProcess([join(ROOT, 'bench/perf/harness/bare-server.mjs')], {}, /LISTENING (\d+)/);
+
+/** The packaged server (dist/server/server.mjs), as it runs on EC2. */
+export function startServiceServer(env: Record<string, string>): Promise<Started> {
+  return startProcess(
+    ['dist/server/server.mjs'],
+    // info, as in production: one access-log line per request is part of the cost measured.
+    { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    /"msg":"listening on (http:\/\/[^ ]+) /,
+  );
+}
+
+/** Samples a process's resident memory (VmRSS) until stopped; returns the peak in MB. */
+function sampleRss(pid: number): () => number {
+  let peak = 0;
+  const read = () => {
+    try {
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+      peak = Math.max(peak, kb / 1024);
+    } catch {
+      // The process is gone.
+    }
+  };
+  read();
+  const timer = setInterval(read, 200);
+  return () => {
+    clearInterval(timer);
+    read();
+    return peak;
+  };
+}
+
+export interface ThroughputResult {
+  seconds: number;
+  bare: WrkResult;
+  health: WrkResult;
+  trackPostgres: WrkResult & { stored: number; peakRssMb: number };
+  trackPglite: (WrkResult & { stored: number; peakRssMb: number }) | null;
+}
+
+async function countEvents(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const [row] = await sql`SELECT count(*)::int AS n FROM mlops.ai_metrics`;
+  await sql.end();
+  return row!.n as number;
+}
+
+export async function throughput(seconds: number, connections: number, options: { pglite: boolean }): Promise<ThroughputResult> {
+  ensureWrk();
+  const script = join(ROOT, 'bench/perf/harness/post-track.lua');
+  const bareServer = await startBareServer();
+  const bare = runWrk(`${bareServer.url}/`, seconds, connections);
+  await bareServer.stop();
+
+  const db = await createBenchDatabase('tp');
+  try {
+    const server = await startServiceServer({ DATABASE_URL: db.url, DB_POOL_MAX: '4' });
+    const health = runWrk(`${server.url}/health`, seconds, connections);
+    const stopSampling = sampleRss(server.child.pid!);
+    const track = runWrk(`${server.url}/track`, seconds, connections, script);
+    const peakRssMb = stopSampling();
+    await server.stop();
+    const stored = await countEvents(db.url);
+    let trackPglite: ThroughputResult['trackPglite'] = null;
+    if (options.pglite) {
+      const dir = await freshPgliteFolder();
+      const embedded = await startServiceServer({ DATA_DIR: dir });
+      const stop = sampleRss(embedded.child.pid!);
+      const r = runWrk(`${embedded.url}/track`, seconds, connections, script);
+      const rss = stop();
+      const analytics = (await (await fetch(`${embedded.url}/analytics/bench-dental`)).json()) as { metrics: { total_requests: number } };
+      await embedded.stop();
+      trackPglite = { ...r, stored: analytics.metrics.total_requests, peakRssMb: rss };
+    }
+    return { seconds, bare, health, trackPostgres: { ...track, stored, peakRssMb }, trackPglite };
+  } finally {
+    await db.drop();
+  }
+}
+
+export function printThroughput(r: ThroughputResult): boolean {
+  console.log(`\nServer throughput, wrk -t1 -c32 -d${r.seconds}s on loopback (${machine()})\n`);
+  const row = (name: string, w: WrkResult, extra = '') => [
+    name,
+    w.requestsPerSec.toFixed(0),
+    (w.requestsPerSec / r.bare.requestsPerSec).toFixed(2),
+    w.latencyP50Ms.toFixed(2),
+    w.latencyP99Ms.toFixed(2),
+    String(w.non2xx),
+    extra,
+  ];
+  const rows = [
+    row('bare node:http JSON', r.bare),
+    row('service GET /health', r.health),
+    row('service POST /track (PostgreSQL)', r.trackPostgres, `${r.trackPostgres.stored} stored, ${r.trackPostgres.peakRssMb.toFixed(0)} MB RSS`),
+  ];
+  if (r.trackPglite) rows.push(row('service POST /track (PGlite)', r.trackPglite, `${r.trackPglite.stored} stored, ${r.trackPglite.peakRssMb.toFixed(0)} MB RSS`));
+  console.log(table(['server', 'req/s', '× bare', 'p50 ms', 'p99 ms', 'non-2xx', 'notes'], rows));
+  console.log('');
+  const healthRatio = r.health.requestsPerSec / r.bare.requestsPerSec;
+  const trackRatio = r.trackPostgres.requestsPerSec / r.bare.requestsPerSec;
+  const answered = r.trackPostgres.requests - r.trackPostgres.non2xx;
+  const verdicts = [
+    { name: 'GET /health throughput', measured: `${healthRatio.toFixed(2)}× bare`, target: '≥ 0.75×', met: healthRatio >= 0.75 },
+    { name: 'POST /track, committed (PostgreSQL)', measured: `${trackRatio.toFixed(2)}× bare`, target: '≥ 0.20×', met: trackRatio >= 0.2 },
+    // wrk counts answers it received; events answered 200 must all be stored (more may be stored
+    // when wrk stops while requests are in flight), and nothing may fail.
+    { name: 'every 200 committed', measured: `${r.trackPostgres.stored} stored / ${answered} answered 200`, target: 'stored ≥ answered, 0 errors', met: r.trackPostgres.stored >= answered && r.trackPostgres.non2xx === 0 },
+    { name: 'server RSS under /track (PostgreSQL)', measured: `${r.trackPostgres.peakRssMb.toFixed(0)} MB`, target: '≤ 200 MB', met: r.trackPostgres.peakRssMb <= 200 },
+  ];
+  printVerdicts(verdicts);
+  return verdicts.every((v) => v.met);
+}
