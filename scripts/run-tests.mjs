@@ -30,6 +30,7 @@ export const TEST_FILES = [
   'test/lambda-package.test.ts',
   'test/lambda-emulator-app.test.ts',
   'test/infra.test.ts',
+  'test/dockerfiles.test.ts',
 ];
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
