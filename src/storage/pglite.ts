@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { acquireDirLock } from './dir-lock.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
-import { SqlStore } from './sql-store.ts';
+import { SESSION_FUNCTIONS_SQL, SqlStore } from './sql-store.ts';
 
 type Queryable = Pick<PGlite, 'query' | 'exec'>;
 
@@ -50,6 +50,12 @@ export async function createPgliteExecutor(dataDir: string): Promise<{ executor:
 
 export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
   const { executor, folder } = await createPgliteExecutor(dataDir);
+  await executor.exec(SESSION_FUNCTIONS_SQL);
   // PGlite runs one statement at a time; a second commit in flight would only queue.
-  return new SqlStore(executor, { kind: 'pglite', description: `embedded PGlite in ${folder}`, maxConcurrentCommits: 1 });
+  return new SqlStore(executor, {
+    kind: 'pglite',
+    description: `embedded PGlite in ${folder}`,
+    maxConcurrentCommits: 1,
+    sessionFunctions: true,
+  });
 }

@@ -102,6 +102,41 @@ const ANALYTICS_SQL = `WITH bounds AS (
       LEFT JOIN ${SCHEMA}.daily_business d ON d.business_id = $1 AND d.day = g.day)
   ) AS result FROM bounds`;
 
+/** The hot statements, as SQL to run directly or as calls to session functions. */
+interface Statements {
+  insert: string;
+  metrics: string;
+  totals: string;
+  analytics: string;
+}
+
+const DIRECT: Statements = { insert: INSERT_SQL, metrics: METRICS_SQL, totals: BUSINESS_TOTALS_SQL, analytics: ANALYTICS_SQL };
+
+/**
+ * PGlite keeps no plan between `query()` calls, and planning these statements in WebAssembly
+ * takes 40–100 ms each time; PL/pgSQL caches the plans of the statements in a function body for
+ * the session. So an embedded store wraps them in temporary (session-only, never migrated)
+ * functions. PostgreSQL needs none: postgres.js prepares statements per connection.
+ */
+export const SESSION_FUNCTIONS_SQL = `
+CREATE OR REPLACE FUNCTION pg_temp.mlops_insert_events(payload jsonb)
+  RETURNS TABLE(id int, business_id varchar, event_id varchar, created_at text) LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+BEGIN RETURN QUERY ${INSERT_SQL.replace('$1::jsonb', 'payload')}; END $fn$;
+CREATE OR REPLACE FUNCTION pg_temp.mlops_metrics_snapshot() RETURNS json LANGUAGE plpgsql AS $fn$
+BEGIN RETURN (${METRICS_SQL.replace(/ AS snapshot$/, '')}); END $fn$;
+CREATE OR REPLACE FUNCTION pg_temp.mlops_business_totals() RETURNS json LANGUAGE plpgsql AS $fn$
+BEGIN RETURN (${BUSINESS_TOTALS_SQL.replace(' AS rows FROM (', ' FROM (')}); END $fn$;
+CREATE OR REPLACE FUNCTION pg_temp.mlops_analytics(business text, days int) RETURNS json LANGUAGE plpgsql AS $fn$
+BEGIN RETURN (${ANALYTICS_SQL.replace(/\$1/g, 'business').replace(/\$2/g, 'days').replace(/ AS result FROM bounds$/, ' FROM bounds')}); END $fn$;`;
+
+const SESSION: Statements = {
+  insert: 'SELECT * FROM pg_temp.mlops_insert_events($1::jsonb)',
+  metrics: 'SELECT pg_temp.mlops_metrics_snapshot() AS snapshot',
+  totals: 'SELECT pg_temp.mlops_business_totals() AS rows',
+  analytics: 'SELECT pg_temp.mlops_analytics($1, $2) AS result',
+};
+
 export interface SqlStoreOptions {
   kind: Store['kind'];
   description: string;
@@ -109,6 +144,8 @@ export interface SqlStoreOptions {
   maxConcurrentCommits: number;
   /** Events per shared commit. */
   maxEventsPerCommit?: number;
+  /** Run the hot statements through SESSION_FUNCTIONS_SQL (created by the caller on its session). */
+  sessionFunctions?: boolean;
 }
 
 const keyOf = (businessId: string, eventId: string) => `${businessId}\u0000${eventId}`;
@@ -118,9 +155,11 @@ export class SqlStore implements Store {
   readonly description: string;
   readonly #db: SqlExecutor;
   readonly #batcher: WriteBatcher<NewEvent, InsertOutcome>;
+  readonly #sql: Statements;
 
   constructor(db: SqlExecutor, options: SqlStoreOptions) {
     this.#db = db;
+    this.#sql = options.sessionFunctions ? SESSION : DIRECT;
     this.kind = options.kind;
     this.description = options.description;
     this.#batcher = new WriteBatcher((events) => this.#insertNow(events), {
@@ -165,7 +204,7 @@ export class SqlStore implements Store {
     // Passed as a value, not a string: both drivers serialise parameters typed jsonb themselves.
     const payload = events.map((e, ord) => ({ ...e, ord }));
     const inserted = await this.#guard(() => this.#withConflictRetry(() =>
-      this.#db.query<{ id: number; business_id: string; event_id: string; created_at: string }>(INSERT_SQL, [payload]),
+      this.#db.query<{ id: number; business_id: string; event_id: string; created_at: string }>(this.#sql.insert, [payload]),
     ));
     const fresh = new Map(inserted.map((r) => [keyOf(r.business_id, r.event_id), r]));
     const claimed = new Set<string>();
@@ -212,18 +251,18 @@ export class SqlStore implements Store {
   }
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
-    const [row] = await this.#guard(() => this.#db.query<{ snapshot: MetricsSnapshot | string }>(METRICS_SQL));
+    const [row] = await this.#guard(() => this.#db.query<{ snapshot: MetricsSnapshot | string }>(this.#sql.metrics));
     return parseJson(row!.snapshot);
   }
 
   async businessTotals(): Promise<BusinessTotals[]> {
-    const [row] = await this.#guard(() => this.#db.query<{ rows: BusinessTotals[] | string }>(BUSINESS_TOTALS_SQL));
+    const [row] = await this.#guard(() => this.#db.query<{ rows: BusinessTotals[] | string }>(this.#sql.totals));
     return parseJson(row!.rows);
   }
 
   async analyticsWindow(businessId: string, days: number): Promise<AnalyticsWindow> {
     const [row] = await this.#guard(() =>
-      this.#db.query<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(ANALYTICS_SQL, [businessId, days]),
+      this.#db.query<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
     );
     const result = parseJson(row!.result);
     const { conversations, ...totals } = result.totals as AnalyticsWindow['totals'];

@@ -5,7 +5,7 @@
 import type { SqlExecutor } from '../../src/storage/executor.ts';
 import { createPgliteExecutor } from '../../src/storage/pglite.ts';
 import { createPostgresExecutor } from '../../src/storage/postgres.ts';
-import { SqlStore } from '../../src/storage/sql-store.ts';
+import { SESSION_FUNCTIONS_SQL, SqlStore } from '../../src/storage/sql-store.ts';
 import { freshPgliteDir } from './pglite-template.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './postgres.ts';
 
@@ -47,7 +47,8 @@ export interface TestStore {
 export async function openTestStore(backend: Backend): Promise<TestStore> {
   if (backend.name === 'pglite') {
     const { executor } = await createPgliteExecutor(await freshPgliteDir());
-    const store = new SqlStore(executor, { kind: 'pglite', description: 'test', maxConcurrentCommits: 1 });
+    await executor.exec(SESSION_FUNCTIONS_SQL);
+    const store = new SqlStore(executor, { kind: 'pglite', description: 'test', maxConcurrentCommits: 1, sessionFunctions: true });
     return { store, raw: executor, close: () => store.close() };
   }
   const db = await createTestDatabase();
