@@ -31,6 +31,7 @@ export const TEST_FILES = [
   'test/lambda-emulator-app.test.ts',
   'test/infra.test.ts',
   'test/dockerfiles.test.ts',
+  'test/perf.test.ts',
 ];
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -123,7 +123,7 @@ export async function scale(backend: 'pglite' | 'postgres', smallEvents: number,
   const env: Record<string, string> = db ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir };
   try {
     const first = await seed(settings, smallEvents, 1, `${backend} seed`);
-    let server = await startServiceServer({ ...env, LOG_LEVEL: 'warn' }).catch(async () => startServiceServer(env));
+    let server = await startServiceServer(env);
     const small = await measure(server.url, samples);
     await server.stop();
     const second = await seed(settings, largeEvents - smallEvents, 2, `${backend} seed`);
