@@ -32,6 +32,10 @@ export const TEST_FILES = [
   'test/infra.test.ts',
   'test/dockerfiles.test.ts',
   'test/perf.test.ts',
+  'test/client.test.ts',
+  'test/fuzz.test.ts',
+  'test/security.test.ts',
+  'test/reliability.test.ts',
 ];
 
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

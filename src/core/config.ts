@@ -23,6 +23,8 @@ export interface Config {
   dbPoolMax: number;
   dbConnectTimeoutMs: number;
   dbStatementTimeoutMs: number;
+  /** Longest a request waits for the database before a 503, even when the server never answers. */
+  dbRequestTimeoutMs: number;
   /** Whether this process applies migrations when it starts. */
   migrateOnStart: boolean;
   /** Raw events older than this many days are purged; aggregates are kept. */
@@ -139,8 +141,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     basePath,
     maxBodyBytes: int('MAX_BODY_BYTES', 1_048_576, 1024, 6_291_456),
     dbPoolMax: int('DB_POOL_MAX', defaults.dbPoolMax ?? 4, 1, 100),
-    dbConnectTimeoutMs: int('DB_CONNECT_TIMEOUT_MS', 3000, 100, 60_000),
+    dbConnectTimeoutMs: int('DB_CONNECT_TIMEOUT_MS', 2000, 100, 60_000),
     dbStatementTimeoutMs: int('DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 300_000),
+    dbRequestTimeoutMs: int('DB_REQUEST_TIMEOUT_MS', 2000, 100, 300_000),
     migrateOnStart: bool('DB_MIGRATE_ON_START', defaults.migrateOnStart ?? true),
     retentionDays,
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),

@@ -5,7 +5,8 @@
 import type { Config } from '../core/config.ts';
 import type { SqlStore } from './sql-store.ts';
 
-export type StoreSettings = Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs'>;
+export type StoreSettings = Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs'> &
+  Partial<Pick<Config, 'dbRequestTimeoutMs'>>;
 
 export async function openStore(settings: StoreSettings): Promise<SqlStore> {
   if (settings.databaseUrl) {
@@ -15,6 +16,7 @@ export async function openStore(settings: StoreSettings): Promise<SqlStore> {
       poolMax: settings.dbPoolMax,
       connectTimeoutMs: settings.dbConnectTimeoutMs,
       statementTimeoutMs: settings.dbStatementTimeoutMs,
+      ...(settings.dbRequestTimeoutMs ? { requestTimeoutMs: settings.dbRequestTimeoutMs } : {}),
     });
   }
   const { openPgliteStore } = await import('./pglite.ts');

@@ -13,6 +13,8 @@ export interface PostgresStoreOptions {
   poolMax: number;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
+  /** Longest wait of a request for the database (see SqlStoreOptions.operationTimeoutMs). */
+  requestTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -84,5 +86,6 @@ export function openPostgresStore(options: PostgresStoreOptions): SqlStore {
     kind: 'postgres',
     description: `PostgreSQL at ${parsed.description}`,
     maxConcurrentCommits: Math.max(1, Math.min(2, options.poolMax)),
+    ...(options.requestTimeoutMs ? { operationTimeoutMs: options.requestTimeoutMs } : {}),
   });
 }

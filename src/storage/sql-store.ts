@@ -146,6 +146,12 @@ export interface SqlStoreOptions {
   maxEventsPerCommit?: number;
   /** Run the hot statements through SESSION_FUNCTIONS_SQL (created by the caller on its session). */
   sessionFunctions?: boolean;
+  /**
+   * How long a request waits for the database before giving up with StoreUnavailableError (a 503).
+   * statement_timeout is enforced by the server, so a frozen or partitioned server would otherwise
+   * hold requests until TCP gives up. Unset: no limit.
+   */
+  operationTimeoutMs?: number;
 }
 
 const keyOf = (businessId: string, eventId: string) => `${businessId}\u0000${eventId}`;
@@ -156,9 +162,11 @@ export class SqlStore implements Store {
   readonly #db: SqlExecutor;
   readonly #batcher: WriteBatcher<NewEvent, InsertOutcome>;
   readonly #sql: Statements;
+  readonly #operationTimeoutMs: number | undefined;
 
   constructor(db: SqlExecutor, options: SqlStoreOptions) {
     this.#db = db;
+    this.#operationTimeoutMs = options.operationTimeoutMs;
     this.#sql = options.sessionFunctions ? SESSION : DIRECT;
     this.kind = options.kind;
     this.description = options.description;
@@ -197,7 +205,21 @@ export class SqlStore implements Store {
 
   insertEvents(events: NewEvent[]): Promise<InsertOutcome[]> {
     if (events.length === 0) return Promise.resolve([]);
-    return this.#batcher.submit(events);
+    return this.#deadline(this.#batcher.submit(events));
+  }
+
+  /**
+   * Gives up waiting after `operationTimeoutMs`. A write given up on may still commit later; a
+   * retry with the same event_id is then answered as a duplicate, so nothing is counted twice.
+   */
+  #deadline<T>(work: Promise<T>): Promise<T> {
+    const ms = this.#operationTimeoutMs;
+    if (!ms) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(`Database did not answer within ${ms} ms`)), ms);
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
   }
 
   async #insertNow(events: NewEvent[]): Promise<InsertOutcome[]> {
@@ -251,18 +273,20 @@ export class SqlStore implements Store {
   }
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
-    const [row] = await this.#guard(() => this.#db.query<{ snapshot: MetricsSnapshot | string }>(this.#sql.metrics));
+    const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ snapshot: MetricsSnapshot | string }>(this.#sql.metrics)));
     return parseJson(row!.snapshot);
   }
 
   async businessTotals(): Promise<BusinessTotals[]> {
-    const [row] = await this.#guard(() => this.#db.query<{ rows: BusinessTotals[] | string }>(this.#sql.totals));
+    const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ rows: BusinessTotals[] | string }>(this.#sql.totals)));
     return parseJson(row!.rows);
   }
 
   async analyticsWindow(businessId: string, days: number): Promise<AnalyticsWindow> {
-    const [row] = await this.#guard(() =>
-      this.#db.query<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
+    const [row] = await this.#deadline(
+      this.#guard(() =>
+        this.#db.query<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
+      ),
     );
     const result = parseJson(row!.result);
     const { conversations, ...totals } = result.totals as AnalyticsWindow['totals'];

@@ -42,7 +42,10 @@ export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv, config: Pick<Co
   }
 }
 
-export type StoreSettings = Pick<Config, 'databaseUrl' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs' | 'migrateOnStart'>;
+export type StoreSettings = Pick<
+  Config,
+  'databaseUrl' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs' | 'dbRequestTimeoutMs' | 'migrateOnStart'
+>;
 
 /** A memoised opener: one store per environment; a failed open is retried on the next call. */
 export function lazyStore(env: NodeJS.ProcessEnv, config: StoreSettings): () => Promise<Store> {
@@ -55,6 +58,7 @@ export function lazyStore(env: NodeJS.ProcessEnv, config: StoreSettings): () => 
       poolMax: config.dbPoolMax,
       connectTimeoutMs: config.dbConnectTimeoutMs,
       statementTimeoutMs: config.dbStatementTimeoutMs,
+      requestTimeoutMs: config.dbRequestTimeoutMs,
       applicationName: 'mlops-service-lambda',
     });
     if (config.migrateOnStart) await store.migrate();
