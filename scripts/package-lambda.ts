@@ -9,11 +9,12 @@
  * not load (prom-client, the driver, the OpenAPI generator are split into chunks loaded on demand),
  * and fails when the zip exceeds the size budget.
  */
-import { build, type Metafile } from 'esbuild';
+import { build, transform, type Metafile, type Plugin } from 'esbuild';
 import { zipSync, type Zippable } from 'fflate';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ASSET_FILES, assetPath } from '../src/core/dashboard.ts';
 
 const HELP = `Usage: npm run package -- [--budget-kb 300] [--lambda-only] [--out-dir dist] [--quiet]
 
@@ -56,6 +57,39 @@ const log = (line: string) => values.quiet || console.log(line);
 
 // Bundled CommonJS (prom-client) calls require() for Node built-ins: give ESM output a real one.
 const requireShim = "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);";
+
+/**
+ * The dashboard's files go inside the bundle: src/core/dashboard.ts (which reads src/web and
+ * node_modules/uplot at run time) is replaced by a module holding the same files as strings, its
+ * own scripts and styles minified. The routes import it lazily, so it becomes a chunk that only a
+ * request for the page loads.
+ */
+const dashboardAssets: Plugin = {
+  name: 'dashboard-assets',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]core[\\/]dashboard\.ts$/ }, async () => {
+      const entries: string[] = [];
+      const watchFiles: string[] = [];
+      for (const [name, { type }] of Object.entries(ASSET_FILES)) {
+        const path = assetPath(name)!;
+        watchFiles.push(path);
+        let text = readFileSync(path, 'utf8');
+        if (/\.min\.(js|css)$/.test(name)) {
+          // uPlot ships minified.
+        } else if (name.endsWith('.js') || name.endsWith('.css')) {
+          text = (await transform(text, { loader: name.endsWith('.js') ? 'js' : 'css', minify: true, legalComments: 'none' })).code;
+        } else if (name.endsWith('.html')) {
+          text = text.replace(/<!--[\s\S]*?-->/g, '').replace(/^\s+/gm, '');
+        }
+        entries.push(`${JSON.stringify(name)}:[${JSON.stringify(type)},${JSON.stringify(text)}]`);
+      }
+      const contents =
+        `const A={${entries.join(',')}};` +
+        'export async function readAsset(n){const a=Object.hasOwn(A,n)?A[n]:void 0;return a&&{body:a[1],type:a[0]}}';
+      return { contents, loader: 'js', watchFiles };
+    });
+  },
+};
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -100,6 +134,7 @@ async function buildLambda(): Promise<void> {
     banner: { js: requireShim },
     define,
     external: ['@electric-sql/pglite'],
+    plugins: [dashboardAssets],
     metafile: true,
     logLevel: 'warning',
   });
@@ -143,6 +178,7 @@ async function buildServer(): Promise<void> {
     define,
     // PGlite loads its WebAssembly and data files next to its own modules: ship the package.
     external: ['@electric-sql/pglite'],
+    plugins: [dashboardAssets],
     logLevel: 'warning',
   });
   const pglite = join(ROOT, 'node_modules', '@electric-sql', 'pglite');

@@ -21,7 +21,8 @@ const EXPECTED: Record<string, { status?: number; warm?: true; shape: 'v2' | 'v1
   'apigw-v1-http-api-aws-docs-format-1.0.json': { status: 200, shape: 'v1', check: (_, b) => assert.equal(b.base_path, '/my/path') },
   'apigw-v1-rest-aws-docs-input-format.json': { status: 200, shape: 'v1', check: (_, b) => assert.equal(b.endpoints.track, 'POST /my/path/track') },
   'apigw-v1-rest-console-test-ui-powertools.json': { status: 405, shape: 'v1', check: (r) => assert.equal(r.multiValueHeaders.allow[0], 'GET, HEAD, OPTIONS') },
-  'apigw-v1-rest-lambda-guide-sample.json': { status: 200, shape: 'v1', check: (_, b) => assert.equal(b.endpoints.health, 'GET /Prod/health') },
+  // A browser's Accept: GET / is the dashboard, its links anchored under the stage.
+  'apigw-v1-rest-lambda-guide-sample.json': { status: 200, shape: 'v1', check: (r) => assert.match(r.body, /<base href="\/Prod\/">/) },
   'apigw-v1-rest-proxy-aws-lambda-go.json': { status: 404, shape: 'v1', check: (_, b) => assert.match(b.message, /POST \/hello\/world/) },
   'apigw-v2-http-api-aws-docs-format-2.0.json': { status: 404, shape: 'v2', check: (_, b) => assert.match(b.message, /POST \/my\/path/) },
   'apigw-v2-http-api-console-named-stage-default.json': { status: 200, shape: 'v2' },

@@ -5,15 +5,16 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { cors } from 'hono/cors';
 import { secureHeaders } from 'hono/secure-headers';
 import { getPath } from 'hono/utils/url';
 import { StoreUnavailableError } from '../storage/errors.ts';
 import { createKeyRing, presentedKey } from './auth.ts';
+import { corsMiddleware } from './cors.ts';
 import type { AppContext, AppDeps, AppEnv } from './context.ts';
 import { ApiError, type ErrorBody, RETRY_AFTER_SECONDS, StoreNotConfiguredError } from './http-errors.ts';
 import { honoPath, ROUTES } from './route-table.ts';
 import { registerAnalytics } from './routes/analytics.ts';
+import { registerDashboard } from './routes/dashboard.ts';
 import { registerHealth } from './routes/health.ts';
 import { registerIndex } from './routes/index.ts';
 import { registerMetrics } from './routes/metrics.ts';
@@ -59,8 +60,6 @@ export function createApp(deps: AppDeps) {
     const routed = routingPath(c.env?.routePath ?? getPath(c.req.raw), config.basePath);
     c.set('requestId', requestId);
     c.set('prefix', `${c.env?.prefix ?? ''}${routed.prefix}`);
-    const log = deps.logger.child({ request_id: requestId });
-    c.set('log', log);
     await next();
     const durationMs = performance.now() - started;
     c.res.headers.set('X-Request-Id', requestId);
@@ -69,6 +68,7 @@ export function createApp(deps: AppDeps) {
     c.res.headers.set('Server-Timing', `app;dur=${durationMs.toFixed(2)}`);
     ctx.stats.record(c.res.status);
     const fields = {
+      request_id: requestId,
       method: c.req.method,
       path: c.req.path,
       status: c.res.status,
@@ -76,8 +76,8 @@ export function createApp(deps: AppDeps) {
       ...(c.env?.coldStart !== undefined ? { cold_start: c.env.coldStart } : {}),
     };
     // Health probes every few seconds would drown the log at info.
-    if (c.req.path.startsWith('/health')) log.debug('request', fields);
-    else log.info('request', fields);
+    if (c.req.path.startsWith('/health')) deps.logger.debug('request', fields);
+    else deps.logger.info('request', fields);
   });
 
   app.use(
@@ -88,12 +88,12 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.use(
-    cors({
-      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+    corsMiddleware({
+      origins: config.corsOrigins,
       allowMethods: ['GET', 'POST', 'OPTIONS'],
       allowHeaders: ['Content-Type', 'X-API-Key', 'Authorization', 'Idempotency-Key', 'X-Request-Id'],
       exposeHeaders: ['X-Request-Id', 'X-Cold-Start', 'X-Instance-Id', 'Retry-After', 'Server-Timing'],
-      maxAge: 600,
+      maxAgeSeconds: 600,
     }),
   );
 
@@ -110,6 +110,7 @@ export function createApp(deps: AppDeps) {
   registerMetrics(app, ctx);
   registerTrack(app, ctx, requireApiKey);
   registerAnalytics(app, ctx, requireApiKey);
+  registerDashboard(app, ctx);
 
   // Known paths with a method they do not serve: 405 with Allow (OPTIONS answers with Allow).
   const methodsByPath = new Map<string, string[]>();
@@ -133,7 +134,7 @@ export function createApp(deps: AppDeps) {
 
   app.onError((error, c) => {
     const requestId = c.get('requestId');
-    const log = c.get('log') ?? deps.logger;
+    const log = deps.logger.child({ request_id: requestId });
     if (error instanceof ApiError) {
       const body: ErrorBody = { error: error.code, message: error.message, request_id: requestId };
       if (error.details) body.details = error.details;
@@ -156,7 +157,7 @@ export function createApp(deps: AppDeps) {
       return c.json<ErrorBody>(
         {
           error: 'service_unavailable',
-          message: `Database unavailable, nothing was stored; retry in ${RETRY_AFTER_SECONDS} s`,
+          message: `Database unavailable (${error.message}); retry in ${RETRY_AFTER_SECONDS} s with the same event_id (a repeat is stored once)`,
           request_id: requestId,
         },
         503,

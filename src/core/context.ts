@@ -39,7 +39,6 @@ export interface AppDeps {
 
 export interface AppVariables {
   requestId: string;
-  log: Logger;
   /** External prefix for links: Lambda stage/route prefix and/or BASE_PATH. */
   prefix: string;
   /** Index of the API key used, when the route needs one. */

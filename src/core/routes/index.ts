@@ -1,9 +1,13 @@
 /** `GET /` (endpoint index; the dashboard for browsers) and `GET /openapi.json`. */
 import type { App, AppContext } from '../context.ts';
 import { ROUTES } from '../route-table.ts';
+import { dashboardPage, prefersHtml } from './dashboard.ts';
 
 export function registerIndex(app: App, ctx: AppContext): void {
   app.get('/', (c) => {
+    // Same URL, two answers (the contract's): the dashboard for a browser, the index for the rest.
+    if (prefersHtml(c.req.header('accept'))) return dashboardPage(c);
+    c.header('Vary', 'Accept');
     const prefix = c.get('prefix');
     const endpoints = Object.fromEntries(ROUTES.map((r) => [r.name, `${r.method} ${prefix}${r.path}`]));
     return c.json({
