@@ -9,7 +9,7 @@
  * not load (prom-client, the driver, the OpenAPI generator are split into chunks loaded on demand),
  * and fails when the zip exceeds the size budget.
  */
-import { build, transform, type Metafile, type Plugin } from 'esbuild';
+import { build, transform, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { zipSync, type Zippable } from 'fflate';
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -114,27 +114,36 @@ function largestInputs(meta: Metafile, count: number): string {
     .join('\n');
 }
 
+/**
+ * Both bundles: ESM split into chunks (what a request does not need loads later), minified, with
+ * linked source maps. PGlite stays external: the Lambda bundle must not contain it (checked
+ * below) and the server ships the package, which loads its WebAssembly next to its own modules.
+ */
+const COMMON = {
+  absWorkingDir: ROOT,
+  outExtension: { '.js': '.mjs' },
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  legalComments: 'none',
+  banner: { js: requireShim },
+  define,
+  external: ['@electric-sql/pglite'],
+  plugins: [dashboardAssets],
+} satisfies BuildOptions;
+
 async function buildLambda(): Promise<void> {
   rmSync(LAMBDA_DIR, { recursive: true, force: true });
   const result = await build({
-    absWorkingDir: ROOT,
     entryPoints: { index: 'src/adapter/lambda/index.ts', lambda_function: 'src/adapter/lambda/lambda_function.ts' },
     outdir: LAMBDA_DIR,
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'chunks/[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    minify: true,
-    sourcemap: 'linked',
-    sourcesContent: false,
-    legalComments: 'none',
-    banner: { js: requireShim },
-    define,
-    external: ['@electric-sql/pglite'],
-    plugins: [dashboardAssets],
+    ...COMMON,
     metafile: true,
     logLevel: 'warning',
   });
@@ -161,24 +170,9 @@ async function buildLambda(): Promise<void> {
 async function buildServer(): Promise<void> {
   rmSync(SERVER_DIR, { recursive: true, force: true });
   await build({
-    absWorkingDir: ROOT,
     entryPoints: { server: 'src/adapter/node/main.ts' },
     outdir: SERVER_DIR,
-    outExtension: { '.js': '.mjs' },
-    chunkNames: 'chunks/[name]-[hash]',
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    minify: true,
-    sourcemap: 'linked',
-    sourcesContent: false,
-    banner: { js: requireShim },
-    define,
-    // PGlite loads its WebAssembly and data files next to its own modules: ship the package.
-    external: ['@electric-sql/pglite'],
-    plugins: [dashboardAssets],
+    ...COMMON,
     logLevel: 'warning',
   });
   const pglite = join(ROOT, 'node_modules', '@electric-sql', 'pglite');

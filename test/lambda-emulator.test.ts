@@ -13,7 +13,7 @@ import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../too
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ECHO = path.join(here, 'fixtures/lambda-handlers/echo');
 const INIT_ERROR = path.join(here, 'fixtures/lambda-handlers/init-error');
-const SCHEDULED_EVENT = path.resolve(here, '../../shared/fixtures/lambda-events/eventbridge-scheduled-event-aws-docs.json');
+const SCHEDULED_EVENT = path.resolve(here, 'fixtures/lambda-events/eventbridge-scheduled-event-aws-docs.json');
 
 const started: EmulatorHandle[] = [];
 const seenPids = new Set<number>();

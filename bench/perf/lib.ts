@@ -1,8 +1,7 @@
 /** Shared pieces of the performance benchmarks: statistics, tables, a throwaway database. */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import postgres from 'postgres';
+import { createThrowawayDatabase, type ThrowawayDatabase } from '../../tools/shared/throwaway-database.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -43,24 +42,11 @@ export function printVerdicts(verdicts: Verdict[]): void {
 const adminUrl = () => process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** A throwaway database on the local PostgreSQL server (never a remote one). */
-export async function createBenchDatabase(label: string): Promise<{ url: string; drop(): Promise<void> }> {
+export function createBenchDatabase(label: string): Promise<ThrowawayDatabase> {
   const admin = adminUrl();
   const host = new URL(admin).hostname;
   if (!['127.0.0.1', 'localhost', '::1'].includes(host)) throw new Error(`benchmarks only use a local PostgreSQL, not ${host}`);
-  const name = `mlops_bench_${label}_${randomBytes(3).toString('hex')}`;
-  const sql = postgres(admin, { max: 1, onnotice: () => {} });
-  await sql.unsafe(`CREATE DATABASE "${name}"`);
-  await sql.end();
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const s = postgres(admin, { max: 1, onnotice: () => {} });
-      await s.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      await s.end();
-    },
-  };
+  return createThrowawayDatabase(admin, `mlops_bench_${label}`);
 }
 
 /** Builds the Lambda package (dist/) unless it is fresh enough to reuse. */

@@ -5,10 +5,11 @@
  * Targets (issue 8): GET /health ≥ 0.75× the bare server; POST /track with every event committed
  * to PostgreSQL ≥ 0.2× the bare server; server RSS ≤ 200 MB on PostgreSQL (PGlite reported).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { startProcess, startService } from '../../tools/shared/service-process.ts';
 import { createBenchDatabase, machine, printVerdicts, ROOT, table } from './lib.ts';
 import { freshPgliteFolder } from './pglite-folder.ts';
 
@@ -48,57 +49,11 @@ export function runWrk(url: string, seconds: number, connections: number, script
   };
 }
 
-interface Started {
-  child: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
+export const startBareServer = () =>
+  startProcess({ args: [join(ROOT, 'bench/perf/harness/bare-server.mjs')], env: {}, ready: /LISTENING (\d+)/ });
 
-function startProcess(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 60_000): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`process not ready within ${timeoutMs} ms:\n${out}`));
-    }, timeoutMs);
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        child.stderr!.resume();
-        resolve({
-          child,
-          url: m[1]!.startsWith('http') ? m[1]!.replace('localhost', '127.0.0.1') : `http://127.0.0.1:${m[1]}`,
-          stop: () =>
-            new Promise<void>((done) => {
-              if (child.exitCode !== null) return done();
-              child.once('exit', () => done());
-              child.kill('SIGTERM');
-            }),
-        });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d) => (out += d));
-    child.once('exit', (code) => reject(new Error(`process exited (${code}) before it was ready:\n${out}`)));
-  });
-}
-
-export const startBareServer = () => startProcess([join(ROOT, 'bench/perf/harness/bare-server.mjs')], {}, /LISTENING (\d+)/);
-
-/** The packaged server (dist/server/server.mjs), as it runs on EC2. */
-export function startServiceServer(env: Record<string, string>): Promise<Started> {
-  return startProcess(
-    ['dist/server/server.mjs'],
-    // info, as in production: one access-log line per request is part of the cost measured.
-    { HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
-    /"msg":"listening on (http:\/\/[^ ]+) /,
-  );
-}
+/** The packaged server (dist/server/server.mjs), as it runs on EC2; logs at info, as in production. */
+export const startServiceServer = (env: Record<string, string>) => startService('bundle', env, { keepOutput: 20_000 });
 
 /** Samples a process's resident memory (VmRSS) until stopped; returns the peak in MB. */
 function sampleRss(pid: number): () => number {

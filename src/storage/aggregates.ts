@@ -41,6 +41,17 @@ const countIf = (name: string, cond: string): ValueColumn => ({
 const count = (name: string): ValueColumn => ({ name, expr: 'count(*)', combine: 'sum' });
 
 const businessKey = { name: 'business_id', expr: 'e.business_id' };
+
+/** The per-business sums kept both for all time and per day. */
+const businessSums: ValueColumn[] = [
+  count('requests'),
+  sum('response_time_ms_sum', 'e.response_time_ms'),
+  sum('success_rate_sum', 'e.success_rate'),
+  sum('tokens_used', 'e.tokens_used'),
+  sum('api_cost_usd', 'e.api_cost_usd'),
+  countIf('appointments_requested', 'e.appointment_requested'),
+  countIf('appointments_booked', 'e.appointment_booked'),
+];
 const dayKey = { name: 'day', expr: 'e.day' };
 
 export const AGGREGATES: readonly AggregateTable[] = [
@@ -55,13 +66,7 @@ export const AGGREGATES: readonly AggregateTable[] = [
     scope: 'lifetime',
     keys: [businessKey],
     values: [
-      count('requests'),
-      sum('response_time_ms_sum', 'e.response_time_ms'),
-      sum('success_rate_sum', 'e.success_rate'),
-      sum('tokens_used', 'e.tokens_used'),
-      sum('api_cost_usd', 'e.api_cost_usd'),
-      countIf('appointments_requested', 'e.appointment_requested'),
-      countIf('appointments_booked', 'e.appointment_booked'),
+      ...businessSums,
       countIf('handoffs_error', "e.human_handoff_requested AND e.response_type = 'error'"),
       countIf('handoffs_complex', "e.human_handoff_requested AND e.response_type <> 'error'"),
       countIf('errors', "e.response_type = 'error'"),
@@ -90,13 +95,7 @@ export const AGGREGATES: readonly AggregateTable[] = [
     scope: 'daily',
     keys: [businessKey, dayKey],
     values: [
-      count('requests'),
-      sum('response_time_ms_sum', 'e.response_time_ms'),
-      sum('success_rate_sum', 'e.success_rate'),
-      sum('tokens_used', 'e.tokens_used'),
-      sum('api_cost_usd', 'e.api_cost_usd'),
-      countIf('appointments_requested', 'e.appointment_requested'),
-      countIf('appointments_booked', 'e.appointment_booked'),
+      ...businessSums,
       countIf('human_handoffs', 'e.human_handoff_requested'),
       countIf('errors', "e.response_type = 'error'"),
     ],

@@ -2,60 +2,9 @@
  * Realistic tracked events from a seeded generator, and the independent arithmetic the tests
  * compare the service's answers with.
  */
-import { randomUUID } from 'node:crypto';
+import type { TrackBody } from '../../tools/shared/sample-events.ts';
 
-/** Mulberry32: small, seedable, good enough to vary test data reproducibly. */
-export function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const INTENTS = ['booking', 'pricing', 'hours', 'emergency', 'general'];
-const TYPES = ['answer', 'answer', 'answer', 'clarification', 'error'];
-const MODELS = ['gemini-1.5-flash', 'gemini-1.5-pro', 'gpt-4o-mini'];
-
-export interface TrackBody {
-  business_id: string;
-  response_time_ms: number;
-  tokens_used: number;
-  [field: string]: unknown;
-}
-
-export function makeEvents(count: number, seed: number, businesses: string[]): TrackBody[] {
-  const r = rng(seed);
-  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
-  return Array.from({ length: count }, (_, i) => {
-    const requested = r() < 0.3;
-    const prompt = Math.floor(r() * 400) + 20;
-    const completion = Math.floor(r() * 300) + 10;
-    return {
-      business_id: pick(businesses),
-      conversation_id: `conv-${Math.floor(r() * count / 3)}`,
-      session_id: `sess-${i % 7}`,
-      event_id: randomUUID(),
-      response_time_ms: Math.round((50 + r() * 3000) * 10) / 10,
-      tokens_used: prompt + completion,
-      prompt_tokens: prompt,
-      completion_tokens: completion,
-      api_cost_usd: Math.round(r() * 0.01 * 1e6) / 1e6,
-      success_rate: Math.round(r() * 10000) / 10000,
-      model_name: pick(MODELS),
-      intent_detected: pick(INTENTS),
-      response_type: pick(TYPES),
-      appointment_requested: requested,
-      appointment_booked: requested && r() < 0.5,
-      human_handoff_requested: r() < 0.1,
-      user_message_length: Math.floor(r() * 200),
-      ai_response_length: Math.floor(r() * 800),
-    };
-  });
-}
+export { makeEvents, rng, type TrackBody } from '../../tools/shared/sample-events.ts';
 
 /** What the analytics of one business must say, computed from the events sent. */
 export function expectedTotals(events: TrackBody[]) {

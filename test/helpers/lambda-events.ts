@@ -1,8 +1,8 @@
-/** The recorded AWS sample events in ../shared/fixtures/lambda-events, and small edits of them. */
+/** The recorded AWS sample events (test/fixtures/lambda-events, origins in its README), and small edits of them. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const FIXTURES_DIR = fileURLToPath(new URL('../../../shared/fixtures/lambda-events/', import.meta.url));
+export const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/lambda-events/', import.meta.url));
 
 export function fixtureNames(): string[] {
   return readdirSync(FIXTURES_DIR).filter((f) => f.endsWith('.json')).sort();

@@ -12,9 +12,8 @@
  *      billed durations with tools/cost/model.ts
  *   6. writes reports/compare-<stamp>.{html,md,json} and drops the database
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -23,6 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { openPostgresStore } from '../../src/storage/postgres.ts';
+import { SERVICE_READY, startProcess } from '../shared/service-process.ts';
+import { createThrowawayDatabase, type ThrowawayDatabase } from '../shared/throwaway-database.ts';
 import { startEmulator, type EmulatorHandle, type InvocationRecord } from '../lambda-emulator/emulator.ts';
 import { isLoopbackUrl, runBench, type BenchResult } from '../bench/bench.ts';
 import { parseCount, UsageError } from '../bench/args.ts';
@@ -124,91 +125,28 @@ async function checkPostgres(url: string): Promise<void> {
   }
 }
 
-interface ThrowawayDatabase {
-  url: string;
-  name: string;
-  drop(): Promise<void>;
-}
-
 async function createDatabase(admin: string, stamp: string): Promise<ThrowawayDatabase> {
-  const name = `mlops_compare_${stamp.replace('-', '_')}_${randomBytes(3).toString('hex')}`;
-  const sql = postgres(admin, { max: 1, onnotice: () => {} });
   try {
-    await sql.unsafe(`CREATE DATABASE "${name}"`);
+    return await createThrowawayDatabase(admin, `mlops_compare_${stamp}`);
   } catch (err) {
     throw new SetupError(`could not create the throwaway database on ${hostOf(admin)}: ${(err as Error).message} (the role needs CREATEDB)`);
-  } finally {
-    await sql.end();
   }
-  const u = new URL(admin);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    name,
-    async drop() {
-      const a = postgres(admin, { max: 1, onnotice: () => {} });
-      try {
-        await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      } finally {
-        await a.end();
-      }
-    },
-  };
-}
-
-interface ServerChild {
-  url: string;
-  startupMs: number;
-  child: ChildProcess;
-  tail(): string;
-  stop(): Promise<void>;
 }
 
 /** The packaged server as EC2 runs it; start-up timed from spawn to its "listening on" log line. */
-async function startServer(entry: string, env: Record<string, string>, timeoutMs: number): Promise<ServerChild> {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [entry], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // Logs are drained (a full pipe would stall the server) and only the tail kept for errors.
-  let tail = '';
-  const keep = (d: Buffer) => {
-    tail = (tail + d.toString('utf8')).slice(-8000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const url = await new Promise<string>((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new SetupError(`the server did not start within ${timeoutMs / 1000} s:\n${tail}`)), timeoutMs);
-    const onData = () => {
-      const m = /"msg":"listening on (http:\/\/[^ "]+)/.exec(tail);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        resolvePromise(m[1]!.replace('localhost', '127.0.0.1'));
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new SetupError(`the server exited with ${code} before listening:\n${tail}`));
+async function startServer(entry: string, env: Record<string, string>, timeoutMs: number) {
+  try {
+    const server = await startProcess({
+      args: [entry],
+      env: { HOST: '127.0.0.1', PORT: '0', ...env },
+      ready: SERVICE_READY,
+      timeoutMs,
+      keepOutput: 8000,
     });
-  });
-  const startupMs = performance.now() - t0;
-  return {
-    url,
-    startupMs,
-    child,
-    tail: () => tail,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await once(child, 'exit');
-      clearTimeout(timer);
-    },
-  };
+    return { ...server, tail: () => server.output() };
+  } catch (err) {
+    throw new SetupError(`the server did not start: ${(err as Error).message}`);
+  }
 }
 
 function runPackage(distDir: string): Promise<string> {
@@ -338,7 +276,7 @@ export async function runCompareLocalCli(argv: string[], io: CliIo = defaultIo):
       serverEnv = { ...common, DATABASE_URL: db.url };
     }
     const server = await startServer(serverEntry, serverEnv, 120_000);
-    cleanups.push({ what: 'stop the server', run: () => server.stop() });
+    cleanups.push({ what: 'stop the server', run: async () => void (await server.stop()) });
     io.stderr(`      server ${server.url}, started in ${(server.startupMs / 1000).toFixed(2)} s\n`);
 
     const logCounts = { function: 0, platform: 0, emulator: 0 };
