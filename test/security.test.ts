@@ -22,7 +22,6 @@ const SECURITY_HEADERS: Record<string, RegExp> = {
   'x-frame-options': /^(DENY|SAMEORIGIN)$/,
   'referrer-policy': /^no-referrer$/,
   'strict-transport-security': /max-age=\d+/,
-  'x-dns-prefetch-control': /^off$/,
   'x-permitted-cross-domain-policies': /^none$/,
 };
 

@@ -52,6 +52,8 @@ export function runWrk(url: string, seconds: number, connections: number, script
 export const startBareServer = () =>
   startProcess({ args: [join(ROOT, 'bench/perf/harness/bare-server.mjs')], env: {}, ready: /LISTENING (\d+)/ });
 
+const startMinimalHono = () => startProcess({ args: [join(ROOT, 'bench/perf/harness/hono-server.mjs')], env: {}, ready: /LISTENING (\d+)/ });
+
 /** The packaged server (dist/server/server.mjs), as it runs on EC2; logs at info, as in production. */
 export const startServiceServer = (env: Record<string, string>) => startService('bundle', env, { keepOutput: 20_000 });
 
@@ -78,6 +80,8 @@ function sampleRss(pid: number): () => number {
 export interface ThroughputResult {
   seconds: number;
   bare: WrkResult;
+  /** Hono on @hono/node-server with one JSON route: the framework's share, for context. */
+  honoMinimal: WrkResult;
   health: WrkResult;
   trackPostgres: WrkResult & { stored: number; peakRssMb: number };
   trackPglite: (WrkResult & { stored: number; peakRssMb: number }) | null;
@@ -96,6 +100,9 @@ export async function throughput(seconds: number, connections: number, options: 
   const bareServer = await startBareServer();
   const bare = runWrk(`${bareServer.url}/`, seconds, connections);
   await bareServer.stop();
+  const hono = await startMinimalHono();
+  const honoMinimal = runWrk(`${hono.url}/health`, seconds, connections);
+  await hono.stop();
 
   const db = await createBenchDatabase('tp');
   try {
@@ -117,7 +124,7 @@ export async function throughput(seconds: number, connections: number, options: 
       await embedded.stop();
       trackPglite = { ...r, stored: analytics.metrics.total_requests, peakRssMb: rss };
     }
-    return { seconds, bare, health, trackPostgres: { ...track, stored, peakRssMb }, trackPglite };
+    return { seconds, bare, honoMinimal, health, trackPostgres: { ...track, stored, peakRssMb }, trackPglite };
   } finally {
     await db.drop();
   }
@@ -136,6 +143,7 @@ export function printThroughput(r: ThroughputResult): boolean {
   ];
   const rows = [
     row('bare node:http JSON', r.bare),
+    row('Hono, one JSON route (framework only)', r.honoMinimal),
     row('service GET /health', r.health),
     row('service POST /track (PostgreSQL)', r.trackPostgres, `${r.trackPostgres.stored} stored, ${r.trackPostgres.peakRssMb.toFixed(0)} MB RSS`),
   ];

@@ -16,6 +16,12 @@ export interface RequestEnv {
   coldStart?: boolean;
   /** Lambda: the invocation's request id. */
   requestId?: string;
+  /**
+   * The raw body as text, read by the adapter directly from its source (the Node server reads the
+   * socket, skipping the WHATWG stream a Request body would go through); rejects with a 413
+   * ApiError past `maxBytes`. Unset: the body is read from the Request.
+   */
+  readBody?: (maxBytes: number) => Promise<string>;
 }
 
 export interface StoreInfo {

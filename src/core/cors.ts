@@ -34,7 +34,8 @@ export function corsMiddleware(options: CorsOptions): MiddlewareHandler {
       return c.body(null, 204, headers);
     }
     await next();
-    if (!value) return;
+    // Only browsers send Origin, and only they read these headers.
+    if (!value || origin === undefined) return;
     c.res.headers.set('Access-Control-Allow-Origin', value);
     c.res.headers.set('Access-Control-Expose-Headers', expose);
     if (!any) c.res.headers.append('Vary', 'Origin');

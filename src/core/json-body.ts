@@ -4,11 +4,17 @@
  * some gateways and clients drop it (see the base64 Lambda fixture without one).
  */
 import type { Context } from 'hono';
+import type { AppEnv } from './context.ts';
 import { ApiError } from './http-errors.ts';
 
 export const EMPTY = Symbol('empty body');
 
-export async function readJsonBody(c: Context): Promise<unknown> {
+export function payloadTooLarge(maxBytes: number): ApiError {
+  // The rest of the body is never read, so the connection cannot carry another request.
+  return new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${maxBytes} bytes`, undefined, { Connection: 'close' });
+}
+
+export async function readJsonBody(c: Context<AppEnv>, maxBytes: number): Promise<unknown> {
   const type = c.req.header('content-type');
   if (type !== undefined && type.trim() !== '') {
     const mime = type.split(';')[0]!.trim().toLowerCase();
@@ -16,7 +22,7 @@ export async function readJsonBody(c: Context): Promise<unknown> {
       throw new ApiError(415, 'unsupported_media_type', `Content-Type must be application/json, got ${mime}`);
     }
   }
-  const text = await c.req.text();
+  const text = c.env?.readBody ? await c.env.readBody(maxBytes) : await c.req.text();
   if (text.trim() === '') return EMPTY;
   try {
     return JSON.parse(text) as unknown;

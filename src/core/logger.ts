@@ -20,7 +20,30 @@ export interface Logger {
 
 export type LogSink = (line: string) => void;
 
-const defaultSink: LogSink = (line) => process.stdout.write(`${line}\n`);
+/** One synchronous write per line: what a Lambda function needs (nothing may wait past its answer). */
+export const syncSink: LogSink = (line) => process.stdout.write(`${line}\n`);
+
+/**
+ * For a long-running server: lines written in one turn of the event loop leave in one write.
+ * stdout to a pipe (journald, docker, a log shipper) is a blocking syscall per write on Linux,
+ * which under load cost more than the rest of a request's logging. Lines still pending at exit
+ * are written synchronously.
+ */
+export function batchedSink(): LogSink {
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const chunk = `${pending.join('\n')}\n`;
+    pending = [];
+    process.stdout.write(chunk);
+  };
+  process.on('exit', flush);
+  return (line) => {
+    if (pending.push(line) === 1) setImmediate(flush);
+  };
+}
+
+const defaultSink = syncSink;
 
 /** A class, so that a per-request child costs one small object, not a set of closures. */
 class JsonLogger implements Logger {

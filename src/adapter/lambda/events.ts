@@ -8,7 +8,7 @@
  * host, and scheduled events are run through the app as `GET https://undefinedundefined/`.
  */
 import { ROUTE_ROOTS } from '../../core/route-table.ts';
-import { LightHeaders, LightRequest } from './web-objects.ts';
+import { LightHeaders, LightRequest } from '../web-objects.ts';
 
 export type EventSource = 'apigw-v2' | 'apigw-v1' | 'alb' | 'function-url' | 'vpc-lattice';
 

@@ -15,7 +15,7 @@ import { publishInvocation } from './cloudwatch.ts';
 import { describeDatabase, lazyStore } from './database.ts';
 import { classifyEvent, toRequest, type HttpEventRequest } from './events.ts';
 import { toResult, type LambdaResult } from './results.ts';
-import { installLightweightGlobals } from './web-objects.ts';
+import { installLightweightGlobals } from '../web-objects.ts';
 
 /** The parts of the Lambda context object this handler reads. */
 export interface LambdaContext {

@@ -2,7 +2,7 @@
  * Turns the app's WHATWG Response into the result shape each event source expects.
  */
 import type { EventSource } from './events.ts';
-import type { LightResponse } from './web-objects.ts';
+import type { LightResponse } from '../web-objects.ts';
 
 export interface LambdaResult {
   statusCode: number;

@@ -2,7 +2,7 @@
  * `npm start`: reads the environment, starts the server, and shuts down cleanly on SIGTERM/SIGINT.
  */
 import { ConfigError, loadConfig } from '../../core/config.ts';
-import { createLogger } from '../../core/logger.ts';
+import { batchedSink, createLogger } from '../../core/logger.ts';
 import { StoreStartupError, StoreUnavailableError } from '../../storage/errors.ts';
 import { startServer } from './server.ts';
 
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel, { service: 'mlops-service' });
+  const logger = createLogger(config.logLevel, { service: 'mlops-service' }, batchedSink());
   let server;
   try {
     server = await startServer(config, logger);

@@ -2,10 +2,12 @@
  * The long-running server (EC2, containers, a laptop): the core app on @hono/node-server, with a
  * graceful shutdown that stops accepting, lets in-flight requests finish and closes the database.
  */
-import { serve } from '@hono/node-server';
+import { serve, type HttpBindings } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import { createApp } from '../../core/app.ts';
+import { installLightweightGlobals } from '../web-objects.ts';
+import { readIncomingBody } from './read-body.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { InstanceStats, type RuntimeInfo } from '../../core/runtime-info.ts';
@@ -23,6 +25,9 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  // Hono sets a dozen headers per answer; undici's validating Headers made that a visible share
+  // of a request here. @hono/node-server already lightens Request and Response.
+  installLightweightGlobals({ headers: true, response: false });
   const runtime: RuntimeInfo = { name: 'server', instanceId: `${hostname()}-${process.pid}`, startedAt: Date.now(), version: VERSION };
   const store = await openStore(config);
   try {
@@ -47,8 +52,11 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   const stopRetention = config.retentionDays ? scheduleRetention(store, config.retentionDays, logger) : () => {};
 
+  // The app reads request bodies straight from Node's IncomingMessage (see read-body.ts).
+  const handle = (request: Request, bindings: HttpBindings) =>
+    fetch(request, { readBody: (maxBytes: number) => readIncomingBody(bindings.incoming, maxBytes) });
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolve(s as Server));
+    const s = serve({ fetch: handle as never, port: config.port, hostname: config.host }, () => resolve(s as Server));
     s.once('error', reject);
   });
   const address = server.address();

@@ -1,9 +1,9 @@
 /** `POST /track` and `POST /track/batch`: validate, then store; answer only after the commit. */
 import { bodyLimit } from 'hono/body-limit';
-import type { App, AppContext } from '../context.ts';
+import type { App, AppContext, AppEnv } from '../context.ts';
 import { toNewEvent, validateBatch, validateEvent } from '../event-schema.ts';
 import { ApiError } from '../http-errors.ts';
-import { readJsonBody, requireObject } from '../json-body.ts';
+import { payloadTooLarge, readJsonBody, requireObject } from '../json-body.ts';
 import type { MiddlewareHandler } from 'hono';
 
 function idempotencyKey(header: string | undefined, bodyKey: string | null | undefined): string | undefined {
@@ -24,20 +24,23 @@ function idempotencyKey(header: string | undefined, bodyKey: string | null | und
 export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
   const max = ctx.deps.config.maxBodyBytes;
   const tooLarge = () => {
-    // The rest of the body is never read, so the connection cannot carry another request.
-    throw new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${max} bytes`, undefined, { Connection: 'close' });
+    throw payloadTooLarge(max);
   };
   const streamingLimit = bodyLimit({ maxSize: max, onError: tooLarge });
-  // With a Content-Length (always, on Lambda) the size is known without touching the body stream.
-  const limit: MiddlewareHandler = async (c, next) => {
+  // With a Content-Length (always, on Lambda) the size is known without touching the body stream;
+  // an adapter reading the body itself (readBody) counts the bytes as they come.
+  const limit: MiddlewareHandler<AppEnv> = async (c, next) => {
     const declared = c.req.header('content-length');
-    if (declared === undefined || c.req.header('transfer-encoding')) return streamingLimit(c, next);
+    if (declared === undefined || c.req.header('transfer-encoding')) {
+      if (c.env?.readBody) return next();
+      return streamingLimit(c, next);
+    }
     if (Number(declared) > max) tooLarge();
     await next();
   };
 
   app.post('/track', auth, limit, async (c) => {
-    const body = requireObject(await readJsonBody(c));
+    const body = requireObject(await readJsonBody(c, max));
     const result = validateEvent(body);
     if (!result.ok) throw new ApiError(400, 'validation_error', result.message, result.details);
     const eventId = idempotencyKey(c.req.header('idempotency-key'), result.value.event_id) ?? crypto.randomUUID();
@@ -56,7 +59,7 @@ export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler
   });
 
   app.post('/track/batch', auth, limit, async (c) => {
-    const body = requireObject(await readJsonBody(c));
+    const body = requireObject(await readJsonBody(c, max));
     const result = validateBatch(body);
     if (!result.ok) throw new ApiError(400, 'validation_error', result.message, result.details);
     const events = result.value.events.map((e) => toNewEvent(e, e.event_id ?? crypto.randomUUID()));

@@ -10,8 +10,9 @@
  * signal). The same idea as @hono/node-server's lightweight Request/Response, which it installs
  * for the Node server but does not export.
  *
- * Installed as the globals `Headers` and `Response` by the Lambda entry only; `fetch` keeps
- * undici's own classes.
+ * The Lambda entry installs `Headers` and `Response` as globals; the Node server, whose
+ * @hono/node-server already brings a lightweight Request and Response, installs `Headers`.
+ * `fetch` keeps undici's own classes either way.
  */
 type HeadersInitLike = Headers | LightHeaders | [string, string][] | Record<string, string | readonly string[]> | undefined;
 
@@ -260,7 +261,7 @@ export class LightRequest {
 }
 
 /** Makes the app build its responses (and headers) with the lightweight classes. */
-export function installLightweightGlobals(): void {
-  (globalThis as { Headers: unknown }).Headers = LightHeaders;
-  (globalThis as { Response: unknown }).Response = LightResponse;
+export function installLightweightGlobals(which: { headers: boolean; response: boolean } = { headers: true, response: true }): void {
+  if (which.headers) (globalThis as { Headers: unknown }).Headers = LightHeaders;
+  if (which.response) (globalThis as { Response: unknown }).Response = LightResponse;
 }
