@@ -29,6 +29,7 @@ export const TEST_FILES = [
   'test/lambda-emulator.test.ts',
   'test/lambda-events.test.ts',
   'test/lambda-no-database.test.ts',
+  'test/lambda-secrets.test.ts',
   'test/lambda-package.test.ts',
   'test/lambda-emulator-app.test.ts',
   'test/dashboard.test.ts',

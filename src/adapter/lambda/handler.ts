@@ -15,6 +15,7 @@ import { publishInvocation } from './cloudwatch.ts';
 import { describeDatabase, lazyStore } from './database.ts';
 import { classifyEvent, toRequest, type HttpEventRequest } from './events.ts';
 import { toResult, type LambdaResult } from './results.ts';
+import { readSecret } from './secrets.ts';
 import { installLightweightGlobals } from '../web-objects.ts';
 
 /** The parts of the Lambda context object this handler reads. */
@@ -44,6 +45,17 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   configProblem = error.message;
+}
+// API keys kept in Secrets Manager (the CDK stack's apiKeysSecretId) are read once, during init.
+// Failing to read them fails closed: every request is refused until the environment is replaced.
+if (config && process.env.MLOPS_API_KEYS_SECRET_ID) {
+  try {
+    const keys = (await readSecret(process.env.MLOPS_API_KEYS_SECRET_ID, 'MLOPS_API_KEYS')).split(',').map((k) => k.trim()).filter(Boolean);
+    config = { ...config, apiKeys: [...new Set([...config.apiKeys, ...keys])] };
+  } catch (error) {
+    configProblem = `Could not read the API keys from MLOPS_API_KEYS_SECRET_ID: ${(error as Error).message}`;
+    config = undefined;
+  }
 }
 const logger = createLogger(config?.logLevel ?? 'info', { service: 'mlops-service', runtime: 'lambda', instance_id: runtime.instanceId });
 if (configProblem) logger.error('invalid configuration: every request will be answered 503', { problem: configProblem });
