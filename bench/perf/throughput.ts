@@ -53,6 +53,8 @@ export const startBareServer = () =>
   startProcess({ args: [join(ROOT, 'bench/perf/harness/bare-server.mjs')], env: {}, ready: /LISTENING (\d+)/ });
 
 const startMinimalHono = () => startProcess({ args: [join(ROOT, 'bench/perf/harness/hono-server.mjs')], env: {}, ready: /LISTENING (\d+)/ });
+const startNoStore = () =>
+  startProcess({ args: ['--import', 'tsx', join(ROOT, 'bench/perf/harness/no-store-server.ts')], env: {}, ready: /LISTENING (\d+)/, keepOutput: 10_000 });
 
 /** The packaged server (dist/server/server.mjs), as it runs on EC2; logs at info, as in production. */
 export const startServiceServer = (env: Record<string, string>) => startService('bundle', env, { keepOutput: 20_000 });
@@ -82,6 +84,8 @@ export interface ThroughputResult {
   bare: WrkResult;
   /** Hono on @hono/node-server with one JSON route: the framework's share, for context. */
   honoMinimal: WrkResult;
+  /** The service's /track over a store that does nothing: the database's share, for context. */
+  trackNoStore: WrkResult;
   health: WrkResult;
   trackPostgres: WrkResult & { stored: number; peakRssMb: number };
   trackPglite: (WrkResult & { stored: number; peakRssMb: number }) | null;
@@ -103,6 +107,9 @@ export async function throughput(seconds: number, connections: number, options: 
   const hono = await startMinimalHono();
   const honoMinimal = runWrk(`${hono.url}/health`, seconds, connections);
   await hono.stop();
+  const noStore = await startNoStore();
+  const trackNoStore = runWrk(`${noStore.url}/track`, seconds, connections, script);
+  await noStore.stop();
 
   const db = await createBenchDatabase('tp');
   try {
@@ -124,7 +131,7 @@ export async function throughput(seconds: number, connections: number, options: 
       await embedded.stop();
       trackPglite = { ...r, stored: analytics.metrics.total_requests, peakRssMb: rss };
     }
-    return { seconds, bare, honoMinimal, health, trackPostgres: { ...track, stored, peakRssMb }, trackPglite };
+    return { seconds, bare, honoMinimal, trackNoStore, health, trackPostgres: { ...track, stored, peakRssMb }, trackPglite };
   } finally {
     await db.drop();
   }
@@ -145,6 +152,7 @@ export function printThroughput(r: ThroughputResult): boolean {
     row('bare node:http JSON', r.bare),
     row('Hono, one JSON route (framework only)', r.honoMinimal),
     row('service GET /health', r.health),
+    row('service POST /track, no-op store', r.trackNoStore),
     row('service POST /track (PostgreSQL)', r.trackPostgres, `${r.trackPostgres.stored} stored, ${r.trackPostgres.peakRssMb.toFixed(0)} MB RSS`),
   ];
   if (r.trackPglite) rows.push(row('service POST /track (PGlite)', r.trackPglite, `${r.trackPglite.stored} stored, ${r.trackPglite.peakRssMb.toFixed(0)} MB RSS`));
