@@ -13,14 +13,13 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, Request } from 'playwright-core';
 import { ASSET_FILES, readAsset } from '../src/core/dashboard.ts';
-import { openPostgresStore } from '../src/storage/postgres.ts';
 import { startEmulator, type EmulatorHandle } from '../tools/lambda-emulator/emulator.ts';
 import { KEY_STORE, launchBrowser, openPage, screenshot, seriesInk, skipBrowser, type OpenedPage } from './helpers/browser.ts';
 import { makeEvents, type TrackBody } from './helpers/events.ts';
 import { call } from './helpers/http.ts';
 import { ROOT } from './helpers/package.ts';
 import { freshPgliteDir } from './helpers/pglite-template.ts';
-import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
+import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 
 const KEY = 'dashboard-test-key-0123456789';
@@ -514,10 +513,7 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
     let emulator: EmulatorHandle;
 
     before(async () => {
-      db = await createTestDatabase('dash');
-      const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-      await store.migrate();
-      await store.close();
+      db = await createMigratedTestDatabase('dash');
       emulator = await startEmulator({
         artifact: await zip!,
         maxConcurrency: 8,

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import postgres from 'postgres';
-import { openPostgresStore } from '../src/storage/postgres.ts';
 import { call, parseExposition } from './helpers/http.ts';
 import { fixture, fixtureNames } from './helpers/lambda-events.ts';
 import { freshPgliteDir } from './helpers/pglite-template.ts';
-import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
+import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 
 const KEY = 'fuzz-key-0123456789abcdef';
@@ -219,10 +218,7 @@ describe('fuzzing the Lambda handler with mutated recorded AWS events', { skip: 
   let sql: postgres.Sql;
 
   before(async () => {
-    db = await createTestDatabase('fuzz');
-    const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-    await store.migrate();
-    await store.close();
+    db = await createMigratedTestDatabase('fuzz');
     // Read once at import: the environment must be set first.
     process.env.DATABASE_URL = db.url;
     process.env.LOG_LEVEL = 'silent';

@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type EmulatorHandle } from '../tools/lambda-emulator/emulator.ts';
-import { openPostgresStore } from '../src/storage/postgres.ts';
 import { makeEvents } from './helpers/events.ts';
 import { businessSeries, call } from './helpers/http.ts';
 import { buildLambdaPackage } from './helpers/package.ts';
-import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
+import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 
 describe('packaged service in the Lambda emulator', { skip: skipPostgres }, () => {
   let db: TestDatabase;
@@ -19,10 +18,7 @@ describe('packaged service in the Lambda emulator', { skip: skipPostgres }, () =
 
   before(async () => {
     const { zip } = buildLambdaPackage();
-    db = await createTestDatabase('emu');
-    const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-    await store.migrate();
-    await store.close();
+    db = await createMigratedTestDatabase('emu');
     emulator = await startEmulator({
       artifact: zip,
       maxConcurrency: 4,

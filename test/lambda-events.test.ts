@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fixture, fixtureNames, v2Event } from './helpers/lambda-events.ts';
-import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
-import { openPostgresStore } from '../src/storage/postgres.ts';
+import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 
 type Handler = (event: unknown, context?: unknown) => Promise<any>;
 
@@ -47,10 +46,7 @@ describe('Lambda handler on every recorded AWS event', { skip: skipPostgres }, (
   const originalWrite = process.stdout.write.bind(process.stdout);
 
   before(async () => {
-    db = await createTestDatabase('lambda');
-    const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-    await store.migrate();
-    await store.close();
+    db = await createMigratedTestDatabase('lambda');
     process.env.DATABASE_URL = db.url;
     process.env.LOG_LEVEL = 'warn';
     process.env.AWS_LAMBDA_FUNCTION_NAME = 'mlops-service-lambda';

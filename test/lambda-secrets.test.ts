@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, it } from 'node:test';
-import { openPostgresStore } from '../src/storage/postgres.ts';
 import { v2Event } from './helpers/lambda-events.ts';
-import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
+import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 
 type Handler = (event: unknown, context?: unknown) => Promise<any>;
 const KEY = 'secret-api-key-0123456789';
@@ -20,10 +19,7 @@ describe('Lambda secrets through the Parameters and Secrets extension', { skip: 
   let handler: Handler;
 
   before(async () => {
-    db = await createTestDatabase('secrets');
-    const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-    await store.migrate();
-    await store.close();
+    db = await createMigratedTestDatabase('secrets');
     const secrets: Record<string, string> = {
       'mlops/db': JSON.stringify({ DATABASE_URL: db.url, note: 'JSON secrets carry the URL under DATABASE_URL' }),
       'mlops/keys': `${KEY}, another-key-0123456789`,

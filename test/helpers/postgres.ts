@@ -3,6 +3,7 @@
  * afterwards, so suites never see each other's rows. `skipPostgres` tells a suite to skip itself
  * (set by scripts/run-tests.mjs when no server is reachable outside CI).
  */
+import { openPostgresStore } from '../../src/storage/postgres.ts';
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../../tools/shared/throwaway-database.ts';
 
 export const skipPostgres = process.env.SKIP_POSTGRES === '1' ? 'PostgreSQL not reachable (see the warning above)' : false;
@@ -13,4 +14,16 @@ export type TestDatabase = ThrowawayDatabase;
 
 export function createTestDatabase(label = 'mlops'): Promise<TestDatabase> {
   return createThrowawayDatabase(adminUrl, `${label}_test`);
+}
+
+/** A fresh database with the service's schema, for suites that start a Lambda (which never migrates). */
+export async function createMigratedTestDatabase(label = 'mlops'): Promise<TestDatabase> {
+  const db = await createTestDatabase(label);
+  const store = openPostgresStore({ url: db.url, poolMax: 1, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
+  try {
+    await store.migrate();
+  } finally {
+    await store.close();
+  }
+  return db;
 }
