@@ -74,3 +74,19 @@ export function parseEndpoints(raw: string | undefined): EndpointKey[] {
   }
   return [...new Set(list)] as EndpointKey[];
 }
+
+/** The load and target flags `npm run bench` and `npm run compare` share (node:util parseArgs). */
+export const LOAD_OPTIONS = {
+  target: { type: 'string', multiple: true },
+  'i-own-this-target': { type: 'boolean' },
+  requests: { type: 'string' },
+  concurrency: { type: 'string' },
+  warmup: { type: 'string' },
+  'cold-samples': { type: 'string' },
+  'cold-wait': { type: 'string' },
+  timeout: { type: 'string' },
+  'api-key': { type: 'string' },
+  'metrics-token': { type: 'string' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;

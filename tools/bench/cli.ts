@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BenchUsageError, formatDuration, isLoopbackUrl, runBench, type BenchResult } from './bench.ts';
 import { formatBench } from './format.ts';
-import { parseCount, parseDuration, parseEndpoints, parseTargets, UsageError } from './args.ts';
+import { LOAD_OPTIONS, parseCount, parseDuration, parseEndpoints, parseTargets, UsageError } from './args.ts';
 import { createProgress } from './progress.ts';
 
 export interface CliIo {
@@ -80,21 +80,10 @@ Examples
 `;
 
 const OPTIONS = {
-  target: { type: 'string', multiple: true },
-  'i-own-this-target': { type: 'boolean' },
+  ...LOAD_OPTIONS,
   endpoints: { type: 'string' },
-  requests: { type: 'string' },
-  concurrency: { type: 'string' },
-  warmup: { type: 'string' },
-  'cold-samples': { type: 'string' },
-  'cold-wait': { type: 'string' },
-  timeout: { type: 'string' },
   seed: { type: 'string' },
-  'api-key': { type: 'string' },
-  'metrics-token': { type: 'string' },
   json: { type: 'boolean' },
-  out: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** Checks every target answers GET /health before any load, so a typo fails in one clear line. */

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BenchUsageError, formatDuration, isLoopbackUrl, runBench, type BenchResult } from '../bench/bench.ts';
-import { parseCount, parseDuration, parseTargets, UsageError } from '../bench/args.ts';
+import { LOAD_OPTIONS, parseCount, parseDuration, parseTargets, UsageError } from '../bench/args.ts';
 import { createProgress } from '../bench/progress.ts';
 import { COST_HELP, COST_OPTIONS, defaultIo, loadPrices, parseCostSettings, printSummary, type CliIo } from './common.ts';
 import { buildReport, COMPARE_SCHEMA, DAYS_PER_MONTH, type CompareReport, type CostSettings } from './report.ts';
@@ -66,20 +66,9 @@ Output
 `;
 
 const OPTIONS = {
-  target: { type: 'string', multiple: true },
-  'i-own-this-target': { type: 'boolean' },
-  requests: { type: 'string' },
-  concurrency: { type: 'string' },
-  warmup: { type: 'string' },
-  'cold-samples': { type: 'string' },
-  'cold-wait': { type: 'string' },
-  timeout: { type: 'string' },
-  'api-key': { type: 'string' },
-  'metrics-token': { type: 'string' },
+  ...LOAD_OPTIONS,
   'billed-ms': { type: 'string' },
-  out: { type: 'string' },
   from: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
   ...COST_OPTIONS,
 } as const;
 
