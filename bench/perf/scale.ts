@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { openStore } from '../../src/storage/open-store.ts';
 import type { NewEvent } from '../../src/storage/types.ts';
 import { createBenchDatabase, machine, median, printVerdicts, table } from './lib.ts';
-import { freshPgliteFolder } from './pglite-folder.ts';
+import { freshPgliteDir as freshPgliteFolder } from '../../tools/shared/pglite-template.ts';
 import { startServiceServer } from './throughput.ts';
 
 const BUSINESSES = 500;

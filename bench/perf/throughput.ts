@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { startProcess, startService } from '../../tools/shared/service-process.ts';
 import { createBenchDatabase, machine, printVerdicts, ROOT, table } from './lib.ts';
-import { freshPgliteFolder } from './pglite-folder.ts';
+import { freshPgliteDir as freshPgliteFolder } from '../../tools/shared/pglite-template.ts';
 
 export interface WrkResult {
   requestsPerSec: number;

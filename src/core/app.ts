@@ -57,9 +57,11 @@ export function createApp(deps: AppDeps) {
     const started = performance.now();
     const incoming = c.req.header('x-request-id');
     const requestId = c.env?.requestId ?? (incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID());
-    const routed = routingPath(c.env?.routePath ?? getPath(c.req.raw), config.basePath);
+    // Hono already routed on the stripped path; the raw path is parsed again only when a
+    // BASE_PATH may have been stripped from it (for the links the answer gives).
+    const basePrefix = config.basePath ? routingPath(c.env?.routePath ?? getPath(c.req.raw), config.basePath).prefix : '';
     c.set('requestId', requestId);
-    c.set('prefix', `${c.env?.prefix ?? ''}${routed.prefix}`);
+    c.set('prefix', `${c.env?.prefix ?? ''}${basePrefix}`);
     await next();
     const durationMs = performance.now() - started;
     c.res.headers.set('X-Request-Id', requestId);
@@ -159,11 +161,11 @@ export function createApp(deps: AppDeps) {
       return c.json<ErrorBody>({ error: 'service_unavailable', message: error.message, request_id: requestId }, 503);
     }
     if (error instanceof StoreUnavailableError) {
-      log.error('database unavailable', { err: error });
+      log.error('database unavailable', { err: error, cause: error.cause instanceof Error ? error.cause.message : undefined });
       return c.json<ErrorBody>(
         {
           error: 'service_unavailable',
-          message: `Database unavailable (${error.message}); retry in ${RETRY_AFTER_SECONDS} s with the same event_id (a repeat is stored once)`,
+          message: `${error.message}; retry in ${RETRY_AFTER_SECONDS} s with the same event_id (a repeat is stored once)`,
           request_id: requestId,
         },
         503,

@@ -43,7 +43,6 @@ export function batchedSink(): LogSink {
   };
 }
 
-const defaultSink = syncSink;
 
 /** A class, so that a per-request child costs one small object, not a set of closures. */
 class JsonLogger implements Logger {
@@ -87,6 +86,6 @@ class JsonLogger implements Logger {
   }
 }
 
-export function createLogger(level: LogLevel, bound: LogFields = {}, sink: LogSink = defaultSink): Logger {
+export function createLogger(level: LogLevel, bound: LogFields = {}, sink: LogSink = syncSink): Logger {
   return new JsonLogger(level, bound, sink);
 }

@@ -10,7 +10,7 @@ import { FINE_BUCKET_COUNT, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type {
   AnalyticsWindow, BusinessTotals, InsertOutcome, MetricsSnapshot, NewEvent, PurgeReport, RefreshOptions, RefreshReport,
-  RefreshResult, Store,
+  RefreshResult, Store, WriteStats,
 } from './types.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
@@ -177,7 +177,7 @@ export class SqlStore implements Store {
     });
   }
 
-  get writeStats() {
+  get writeStats(): WriteStats {
     return { ...this.#batcher.stats, pending: this.#batcher.pending };
   }
 
@@ -212,8 +212,7 @@ export class SqlStore implements Store {
    * Gives up waiting after `operationTimeoutMs`. A write given up on may still commit later; a
    * retry with the same event_id is then answered as a duplicate, so nothing is counted twice.
    */
-  #deadline<T>(work: Promise<T>): Promise<T> {
-    const ms = this.#operationTimeoutMs;
+  #deadline<T>(work: Promise<T>, ms = this.#operationTimeoutMs): Promise<T> {
     if (!ms) return work;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -260,16 +259,8 @@ export class SqlStore implements Store {
 
   async ping(timeoutMs: number): Promise<number> {
     const started = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`Database did not answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      await Promise.race([this.#guard(() => this.#db.query('SELECT 1 AS ok')), timeout]);
-      return performance.now() - started;
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.#deadline(this.#guard(() => this.#db.query('SELECT 1 AS ok')), timeoutMs);
+    return performance.now() - started;
   }
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
@@ -417,8 +408,9 @@ export class SqlStore implements Store {
         );
       }
       if (error instanceof StoreUnavailableError || !isUnavailableError(error)) throw error;
-      const detail = error instanceof Error ? error.message : String(error);
-      throw new StoreUnavailableError(`Database unavailable: ${detail}`, { cause: error });
+      // The driver's message names hosts and ports: it goes to the log (as the cause), and clients
+      // get its code only.
+      throw new StoreUnavailableError(`Database unavailable${typeof code === 'string' ? ` (${code})` : ''}`, { cause: error });
     }
   }
 }

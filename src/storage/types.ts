@@ -134,9 +134,18 @@ export interface PurgeReport {
   events_deleted: number;
 }
 
+export interface WriteStats {
+  commits: number;
+  items: number;
+  largestCommit: number;
+  pending: number;
+}
+
 export interface Store {
   /** `pglite` or `postgres`. */
   readonly kind: 'pglite' | 'postgres';
+  /** Group-commit counters of this process, when the store keeps them. */
+  readonly writeStats?: WriteStats;
   /** Where the data lives, safe to log (never a password). */
   readonly description: string;
   /** Applies pending migrations under an advisory lock; safe when several instances start at once. */

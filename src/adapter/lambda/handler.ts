@@ -60,10 +60,9 @@ if (config && process.env.MLOPS_API_KEYS_SECRET_ID) {
 const logger = createLogger(config?.logLevel ?? 'info', { service: 'mlops-service', runtime: 'lambda', instance_id: runtime.instanceId });
 if (configProblem) logger.error('invalid configuration: every request will be answered 503', { problem: configProblem });
 
+const storeInfo = config ? describeDatabase(process.env, config) : undefined;
 const getStore = config ? lazyStore(process.env, config) : undefined;
-const app = config
-  ? createApp({ config, logger, runtime, stats, getStore: getStore!, storeInfo: describeDatabase(process.env, config) })
-  : undefined;
+const app = config && storeInfo ? createApp({ config, logger, runtime, stats, getStore: getStore!, storeInfo }) : undefined;
 
 let invoked = false;
 // Read once: process.env lookups are slow enough to show on a warm request.
@@ -73,7 +72,7 @@ let lastRetentionAt = 0;
 async function warmUp(source: string, coldStart: boolean) {
   stats.warmups++;
   let database = 'not_configured';
-  if (getStore && config && describeDatabase(process.env, config).kind !== 'none') {
+  if (getStore && config && storeInfo?.kind !== 'none') {
     try {
       const store = await getStore();
       await store.ping(2000);

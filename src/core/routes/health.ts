@@ -42,7 +42,7 @@ export function registerHealth(app: App, ctx: AppContext): void {
         const latency = await store.ping(DB_CHECK_TIMEOUT_MS);
         database = { status: 'up', kind: info.kind, location: info.description, latency_ms: Math.round(latency * 100) / 100 };
         healthy = true;
-        if ('writeStats' in store) database.writes = (store as { writeStats: unknown }).writeStats;
+        if (store.writeStats) database.writes = store.writeStats;
       } catch (error) {
         database = { status: 'down', kind: info.kind, location: info.description, error: (error as Error).message };
       }
