@@ -5,6 +5,8 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+# patch-package applies patches/ in postinstall (a postgres.js crash fix)
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run package -- --quiet
