@@ -162,11 +162,15 @@ export function createApp(deps: AppDeps) {
     }
     if (error instanceof StoreUnavailableError) {
       log.error('database unavailable', { err: error, cause: error.cause instanceof Error ? error.cause.message : undefined });
+      const reason = (error as { code?: unknown }).code;
       return c.json<ErrorBody>(
         {
           error: 'service_unavailable',
-          message: `${error.message}; retry in ${RETRY_AFTER_SECONDS} s with the same event_id (a repeat is stored once)`,
+          message: /\bretry\b/.test(error.message)
+            ? error.message
+            : `${error.message}; retry in ${RETRY_AFTER_SECONDS} s with the same event_id (a repeat is stored once)`,
           request_id: requestId,
+          ...(typeof reason === 'string' && reason.startsWith('write_') ? { reason } : {}),
         },
         503,
         { 'Retry-After': String(RETRY_AFTER_SECONDS) },

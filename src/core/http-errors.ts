@@ -22,6 +22,12 @@ export interface ErrorBody {
   message: string;
   details?: FieldProblem[];
   request_id?: string;
+  /**
+   * On a 503 for a write: `write_not_started` and `write_queue_full` mean nothing was stored;
+   * `write_outcome_unknown` means the commit had started and may have landed (retry with the same
+   * event_id; a repeat is stored once).
+   */
+  reason?: string;
 }
 
 export class ApiError extends Error {
