@@ -21,6 +21,7 @@ export const TEST_FILES = [
   'test/unit/lambda-results.test.ts',
   'test/unit/rate-limit-retention.test.ts',
   'test/storage.test.ts',
+  'test/fold.test.ts',
   'test/pgbouncer-harness.test.ts',
   'test/api.test.ts',
   'test/server-process.test.ts',

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { toNewEvent, validateEvent } from '../src/core/event-schema.ts';
+import { MIGRATIONS } from '../src/storage/migrations/index.ts';
 import { openPostgresStore } from '../src/storage/postgres.ts';
 import type { SqlStore } from '../src/storage/sql-store.ts';
 import type { NewEvent } from '../src/storage/types.ts';
@@ -87,6 +88,7 @@ for (const backend of BACKENDS) {
     it('repairs drifted aggregates on refresh and reports the drift', async () => {
       const events = toEvents(makeEvents(10, 4, ['drift']));
       await store.insertEvents(events);
+      await store.foldPending();
       const before = await store.metricsSnapshot();
       // Corrupt the totals behind the service's back.
       await t.raw.query(`UPDATE mlops.agg_business SET requests = requests + 5 WHERE business_id = 'drift' AND NOT archived`);
@@ -124,7 +126,7 @@ for (const backend of BACKENDS) {
       );
       try {
         const results = await Promise.all(stores.map((s) => s.migrate()));
-        assert.deepEqual(results.map((r) => r.applied.length).sort(), [0, 0, 0, 1]);
+        assert.deepEqual(results.map((r) => r.applied.length).sort(), [0, 0, 0, MIGRATIONS.length]);
       } finally {
         await Promise.all(stores.map((s) => s.close()));
         await db.drop();

@@ -2,7 +2,7 @@
  * Turns stored aggregates into the contract's analytics answers. Pure: no I/O, so the arithmetic
  * is tested directly and both runtimes print identical numbers.
  */
-import { estimatePercentile, FINE_BUCKETS_MS } from '../storage/latency-buckets.ts';
+import { estimatePercentile, LATENCY_RELATIVE_ACCURACY } from '../storage/latency-buckets.ts';
 import type { AnalyticsWindow, BusinessTotals } from '../storage/types.ts';
 
 const round = (value: number, digits: number) => {
@@ -11,9 +11,11 @@ const round = (value: number, digits: number) => {
 };
 const ratio = (num: number, den: number) => (den > 0 ? num / den : 0);
 
+const ACCURACY_PERCENT = LATENCY_RELATIVE_ACCURACY * 100;
+
 export const PERCENTILE_METHOD =
-  `Estimated from a response-time histogram of ${FINE_BUCKETS_MS.length + 1} buckets (10 ms wide below 100 ms, ` +
-  `at most 25 % wide up to 15 s, open above ${FINE_BUCKETS_MS[FINE_BUCKETS_MS.length - 1]} ms) by linear interpolation inside the bucket.`;
+  `Estimated from a log-spaced response-time histogram (each bucket ${((1 + LATENCY_RELATIVE_ACCURACY) / (1 - LATENCY_RELATIVE_ACCURACY)).toFixed(4)}× ` +
+  `the previous), interpolating linearly between the two nearest ranks (q·(n−1)); within ${ACCURACY_PERCENT} % of the exact percentile of the stored response times.`;
 
 export function businessAnalytics(w: AnalyticsWindow, now: Date) {
   const t = w.totals;
@@ -27,8 +29,8 @@ export function businessAnalytics(w: AnalyticsWindow, now: Date) {
       total_requests: t.requests,
       total_conversations: t.conversations,
       avg_response_time_ms: round(ratio(t.response_time_ms_sum, t.requests), 2),
-      p50_response_time_ms: p50 ? round(p50.value_ms, 2) : 0,
-      p95_response_time_ms: p95 ? round(p95.value_ms, 2) : 0,
+      p50_response_time_ms: p50 === null ? 0 : round(p50, 2),
+      p95_response_time_ms: p95 === null ? 0 : round(p95, 2),
       avg_tokens_used: round(ratio(t.tokens_used, t.requests), 2),
       total_tokens_used: t.tokens_used,
       total_api_cost_usd: round(t.api_cost_usd, 6),
@@ -42,7 +44,7 @@ export function businessAnalytics(w: AnalyticsWindow, now: Date) {
     percentiles: {
       method: PERCENTILE_METHOD,
       source: 'histogram',
-      p95_is_lower_bound: p95?.lower_bound_only ?? false,
+      max_relative_error: LATENCY_RELATIVE_ACCURACY,
     },
     definitions: {
       total_conversations: 'distinct conversation_id (or session_id when absent) seen in the window',

@@ -25,6 +25,15 @@ export interface Config {
   dbStatementTimeoutMs: number;
   /** Longest a request waits for the database before a 503, even when the server never answers. */
   dbRequestTimeoutMs: number;
+  /**
+   * The URL is a transaction-mode pooler (PgBouncer, Neon's `-pooler` host, Supabase, RDS Proxy):
+   * no named prepared statements, no startup parameters. Unset: detected from a `-pooler` host.
+   */
+  dbPooled: boolean | undefined;
+  /** A process folds stored events into the aggregates after writing this many (see sql-store.ts). */
+  foldEvery: number;
+  /** A server also folds this often (ms; 0: only after writes). */
+  foldIntervalMs: number;
   /** Whether this process applies migrations when it starts. */
   migrateOnStart: boolean;
   /** Raw events older than this many days are purged; aggregates are kept. */
@@ -144,6 +153,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     dbConnectTimeoutMs: int('DB_CONNECT_TIMEOUT_MS', 2000, 100, 60_000),
     dbStatementTimeoutMs: int('DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 300_000),
     dbRequestTimeoutMs: int('DB_REQUEST_TIMEOUT_MS', 2000, 100, 300_000),
+    dbPooled: read('DB_POOLED') === undefined ? undefined : bool('DB_POOLED', false),
+    foldEvery: int('FOLD_EVERY_EVENTS', 200, 1, 100_000),
+    foldIntervalMs: int('FOLD_INTERVAL_MS', 1000, 0, 3_600_000),
     migrateOnStart: bool('DB_MIGRATE_ON_START', defaults.migrateOnStart ?? true),
     retentionDays,
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),

@@ -13,6 +13,11 @@ export const errorSchema = z.object({
   message: z.string(),
   details: z.optional(z.array(z.object({ field: z.string(), message: z.string() }))),
   request_id: z.optional(z.string()),
+  reason: z.optional(
+    z.enum(['write_not_started', 'write_queue_full', 'write_outcome_unknown']).check(
+      z.describe('503 on a write: not_started and queue_full stored nothing; outcome_unknown may have stored it (retry with the same event_id)'),
+    ),
+  ),
 });
 
 export const healthSchema = z.object({
@@ -143,7 +148,7 @@ export const analyticsSchema = z.object({
     success_rate: num,
     error_rate: num,
   }),
-  percentiles: z.object({ method: z.string(), source: z.literal('histogram'), p95_is_lower_bound: z.boolean() }),
+  percentiles: z.object({ method: z.string(), source: z.literal('histogram'), max_relative_error: z.number() }),
   definitions: z.record(z.string(), z.string()),
   by_intent: z.array(z.object({ intent: z.string(), requests: int, share: num })),
   by_model: z.array(z.object({ model_name: z.string(), requests: int, tokens_used: int, cost_usd: num })),

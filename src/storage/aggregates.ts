@@ -6,7 +6,7 @@
  * retention (purge, moved from live to archived). Generating all three from one definition is
  * what keeps them from drifting apart.
  */
-import { FINE_BUCKETS_MS, FINE_BUCKET_COUNT, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
+import { latencyBucketSql, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 
 type Combine = 'sum' | 'min' | 'max';
 
@@ -101,10 +101,11 @@ export const AGGREGATES: readonly AggregateTable[] = [
     ],
   },
   {
-    name: 'daily_latency',
+    // Sparse log-spaced latency histogram (see latency-buckets.ts): the analytics percentiles.
+    name: 'daily_latency_buckets',
     scope: 'daily',
-    keys: [businessKey, dayKey],
-    values: Array.from({ length: FINE_BUCKET_COUNT }, (_, i) => countIf(`b${i}`, `e.latency_bucket = ${i}`)),
+    keys: [businessKey, dayKey, { name: 'bucket', expr: 'e.latency_bucket' }],
+    values: [count('requests')],
   },
   {
     name: 'daily_intent',
@@ -128,7 +129,6 @@ export const AGGREGATES: readonly AggregateTable[] = [
 ];
 
 export const SCHEMA = 'mlops';
-const LATENCY_THRESHOLDS = `'{${FINE_BUCKETS_MS.join(',')}}'::int[]`;
 
 /**
  * Wraps a source of `ai_metrics`-shaped rows with the derived columns the definitions use.
@@ -136,7 +136,7 @@ const LATENCY_THRESHOLDS = `'{${FINE_BUCKETS_MS.join(',')}}'::int[]`;
  */
 export function derivedSource(source: string): string {
   return `(SELECT s.*, s.created_at::date AS day,
-      width_bucket(s.response_time_ms, ${LATENCY_THRESHOLDS}) AS latency_bucket,
+      ${latencyBucketSql('s.response_time_ms')} AS latency_bucket,
       coalesce(s.conversation_id, nullif(s.session_id, '')) AS conversation_key
     FROM ${source} s) e`;
 }
@@ -184,4 +184,57 @@ export function upsertSql(table: AggregateTable, source: string, options: Upsert
     return `${v.name} = ${v.combine === 'min' ? 'least' : 'greatest'}(${current}, excluded.${v.name})`;
   });
   return `${head} ON CONFLICT (${keyCols.join(', ')}) DO UPDATE SET ${updates.join(', ')}`;
+}
+
+/**
+ * Events stored but not yet folded into the aggregates. Ingest appends each new event here (its
+ * key only) in the same statement that stores it; a fold deletes queue rows and adds their events
+ * to the aggregates in one transaction, so every event is counted by exactly one of the two.
+ */
+export const FOLD_QUEUE = `${SCHEMA}.fold_queue`;
+
+/** The not-yet-folded events, optionally of one business (`businessParam` is a SQL expression). */
+export function tailEventsSql(businessParam?: string): string {
+  return `SELECT e.* FROM ${FOLD_QUEUE} q JOIN ${SCHEMA}.ai_metrics e ON e.id = q.id${
+    businessParam ? ` WHERE q.business_id = ${businessParam}` : ''}`;
+}
+
+/** The events already folded: what a rebuild of the aggregates must count. */
+export const FOLDED_EVENTS = `(SELECT m.* FROM ${SCHEMA}.ai_metrics m
+  WHERE NOT EXISTS (SELECT 1 FROM ${FOLD_QUEUE} q WHERE q.business_id = m.business_id AND q.id = m.id))`;
+
+export interface WithTailFilter {
+  /** Condition on the stored aggregate rows (their column names). */
+  stored?: string;
+  /** Condition on the tail's derived event rows `e`. */
+  tail?: string;
+}
+
+/**
+ * A table's rows as a reader must see them: the stored aggregates plus the same aggregates over
+ * the tail (a CTE or table named `tail`), merged per key. Read in one statement, this is exact
+ * whatever folds commit meanwhile: a snapshot sees each event either in the queue or folded.
+ * Lifetime tables' `archived` rows are merged with the live ones (readers sum both).
+ */
+export function withTailSql(table: AggregateTable, tail: string, filter: WithTailFilter = {}): string {
+  const keys = table.keys.map((k) => k.name);
+  const stored = `SELECT ${[...keys, ...table.values.map((v) => v.name)].join(', ')} FROM ${SCHEMA}.${table.name}${
+    filter.stored ? ` WHERE ${filter.stored}` : ''}`;
+  const conditions = [table.where, filter.tail].filter(Boolean);
+  const where = conditions.length ? ` WHERE ${conditions.join(' AND ')}` : '';
+  const positions = keys.map((_, i) => i + 1).join(', ');
+  const fromTail = `SELECT ${table.scope === 'set' ? 'DISTINCT ' : ''}${[
+    ...table.keys.map((k) => `${k.expr} AS ${k.name}`),
+    ...table.values.map((v) => `${v.expr} AS ${v.name}`),
+  ].join(', ')} FROM ${derivedSource(tail)}${where}${table.scope !== 'set' && positions ? ` GROUP BY ${positions}` : ''}`;
+  if (table.scope === 'set') return `(SELECT DISTINCT * FROM (${stored} UNION ALL ${fromTail}) u)`;
+  const merged = table.values.map((v) => `${v.combine}(u.${v.name}) AS ${v.name}`);
+  return `(SELECT ${[...keys.map((k) => `u.${k}`), ...merged].join(', ')} FROM (${stored} UNION ALL ${fromTail}) u${
+    positions ? ` GROUP BY ${positions}` : ''})`;
+}
+
+export function aggregateTable(name: string): AggregateTable {
+  const table = AGGREGATES.find((t) => t.name === name);
+  if (!table) throw new Error(`no aggregate table ${name}`);
+  return table;
 }

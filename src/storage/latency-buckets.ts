@@ -1,61 +1,78 @@
 /**
  * Response-time buckets. Two ladders:
  * - `PROMETHEUS_BUCKETS_MS`: the contract's `ai_response_time_seconds` buckets (cumulative, `le`).
- * - `FINE_BUCKETS_MS`: the per-business-day ladder behind the analytics percentiles. Bucket `i`
- *   holds values in [FINE_BUCKETS_MS[i-1], FINE_BUCKETS_MS[i]) as PostgreSQL's
- *   `width_bucket(value, thresholds)` numbers them (bucket 0 is below the first threshold, the last
- *   one is at or above the last threshold). Stored counts are indexed by this ladder, so it must
- *   never change. Buckets are 10 ms wide below 100 ms and at most 25 % wide up to 15 s, which
- *   bounds the percentile error where chat replies fall; they are coarser above.
+ * - a logarithmic ladder behind the analytics percentiles (the idea of DDSketch): bucket `i` holds
+ *   values in (γ^(i-1), γ^i] with γ = (1 + α) / (1 − α), and is represented by 2γ^i / (γ + 1), which
+ *   is within a relative error α of every value in it. Only buckets that hold events are stored
+ *   (one row per business, day and bucket), so the ladder needs no upper end, and the counts of
+ *   several days or processes merge by addition. Bucket numbers are computed in SQL
+ *   (`LATENCY_BUCKET_SQL`) and stored, so α must never change.
  */
 export const PROMETHEUS_BUCKETS_MS = [100, 500, 1000, 2000, 5000, 10000] as const;
 
-export const FINE_BUCKETS_MS = [
-  10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 120, 140, 160, 180, 200, 250, 300, 350, 400, 450, 500,
-  600, 700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 6000,
-  7000, 8000, 9000, 10000, 12500, 15000, 20000, 30000, 60000,
-] as const;
+/** Relative accuracy of a bucket's representative value. */
+export const LATENCY_RELATIVE_ACCURACY = 0.02;
+const GAMMA = (1 + LATENCY_RELATIVE_ACCURACY) / (1 - LATENCY_RELATIVE_ACCURACY);
+const LN_GAMMA = Math.log(GAMMA);
 
-/** Number of fine buckets (one more than thresholds: below the first, and at/above the last). */
-export const FINE_BUCKET_COUNT = FINE_BUCKETS_MS.length + 1;
+/** The bucket of 0 ms (response times are stored as whole milliseconds). */
+export const ZERO_BUCKET = -1;
 
-/** Same numbering as SQL `width_bucket(ms, FINE_BUCKETS_MS)`; used by tests and seeders. */
-export function fineBucketOf(ms: number): number {
-  let i = 0;
-  while (i < FINE_BUCKETS_MS.length && ms >= FINE_BUCKETS_MS[i]!) i++;
-  return i;
+/**
+ * SQL for the bucket of `ms` (an integer column ≥ 0). The constant is printed with full
+ * precision so SQL and `latencyBucketOf` agree; a value within a rounding error of a bucket
+ * boundary may land in either neighbour, which still keeps it within α of its representative.
+ */
+export function latencyBucketSql(ms: string): string {
+  return `CASE WHEN ${ms} <= 0 THEN ${ZERO_BUCKET} ELSE ceil(ln(${ms}::float8) / ${LN_GAMMA.toPrecision(17)})::int END`;
 }
 
-export interface PercentileEstimate {
-  value_ms: number;
-  /** True when the rank falls in the open-ended top bucket, so `value_ms` is only a lower bound. */
-  lower_bound_only: boolean;
+export function latencyBucketOf(ms: number): number {
+  return ms <= 0 ? ZERO_BUCKET : Math.ceil(Math.log(ms) / LN_GAMMA);
+}
+
+/** The value a bucket stands for: within `LATENCY_RELATIVE_ACCURACY` of every value in it. */
+export function bucketValue(bucket: number): number {
+  return bucket === ZERO_BUCKET ? 0 : (2 * GAMMA ** bucket) / (GAMMA + 1);
+}
+
+export interface BucketCount {
+  bucket: number;
+  count: number;
 }
 
 /**
- * Estimates the q-quantile (0..1) from fine bucket counts, interpolating linearly inside the
- * bucket that holds the rank. Returns null when there are no observations.
+ * The q-quantile (0..1) with linear interpolation between the two nearest order statistics
+ * (rank q·(n−1), the default of numpy and of most spreadsheets). Each order statistic is read as
+ * its bucket's representative, within α of the true value; a convex combination of such values
+ * stays within α of the same combination of true values, so the estimate is within α of the
+ * exact interpolated percentile. Null when there are no observations.
  */
-export function estimatePercentile(counts: readonly number[], q: number): PercentileEstimate | null {
-  const total = counts.reduce((a, b) => a + b, 0);
+export function estimatePercentile(buckets: readonly BucketCount[], q: number): number | null {
+  const sorted = buckets.filter((b) => b.count > 0).sort((a, b) => a.bucket - b.bucket);
+  const total = sorted.reduce((a, b) => a + b.count, 0);
   if (total === 0) return null;
-  const rank = q * total;
-  let before = 0;
-  for (let i = 0; i < counts.length; i++) {
-    const c = counts[i] ?? 0;
-    if (c > 0 && before + c >= rank) {
-      const lower = i === 0 ? 0 : FINE_BUCKETS_MS[i - 1]!;
-      if (i >= FINE_BUCKETS_MS.length) return { value_ms: lower, lower_bound_only: true };
-      const upper = FINE_BUCKETS_MS[i]!;
-      const fraction = Math.min(1, Math.max(0, (rank - before) / c));
-      return { value_ms: lower + (upper - lower) * fraction, lower_bound_only: false };
+  const rank = q * (total - 1);
+  const lo = Math.floor(rank);
+  const valueAt = (position: number): number => {
+    let seen = 0;
+    for (const b of sorted) {
+      seen += b.count;
+      if (position < seen) return bucketValue(b.bucket);
     }
-    before += c;
-  }
-  return { value_ms: FINE_BUCKETS_MS[FINE_BUCKETS_MS.length - 1]!, lower_bound_only: true };
+    return bucketValue(sorted[sorted.length - 1]!.bucket);
+  };
+  const low = valueAt(lo);
+  const fraction = rank - lo;
+  return fraction === 0 ? low : low + (valueAt(lo + 1) - low) * fraction;
 }
 
-/** The fine bucket `[lower, upper)` bounds, for tests that check an estimate's interval. */
-export function fineBucketBounds(i: number): [number, number] {
-  return [i === 0 ? 0 : FINE_BUCKETS_MS[i - 1]!, FINE_BUCKETS_MS[i] ?? Infinity];
+/** Buckets of a list of values, for tests and seeders. */
+export function bucketCounts(values: readonly number[]): BucketCount[] {
+  const counts = new Map<number, number>();
+  for (const v of values) {
+    const b = latencyBucketOf(v);
+    counts.set(b, (counts.get(b) ?? 0) + 1);
+  }
+  return [...counts].map(([bucket, count]) => ({ bucket, count }));
 }

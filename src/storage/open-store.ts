@@ -6,7 +6,7 @@ import type { Config } from '../core/config.ts';
 import type { SqlStore } from './sql-store.ts';
 
 export type StoreSettings = Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs'> &
-  Partial<Pick<Config, 'dbRequestTimeoutMs'>>;
+  Partial<Pick<Config, 'dbRequestTimeoutMs' | 'dbPooled' | 'foldEvery'>>;
 
 export async function openStore(settings: StoreSettings): Promise<SqlStore> {
   if (settings.databaseUrl) {
@@ -17,8 +17,10 @@ export async function openStore(settings: StoreSettings): Promise<SqlStore> {
       connectTimeoutMs: settings.dbConnectTimeoutMs,
       statementTimeoutMs: settings.dbStatementTimeoutMs,
       ...(settings.dbRequestTimeoutMs ? { requestTimeoutMs: settings.dbRequestTimeoutMs } : {}),
+      ...(settings.dbPooled !== undefined ? { pooled: settings.dbPooled } : {}),
+      ...(settings.foldEvery ? { fold: { every: settings.foldEvery, mode: 'background' as const } } : {}),
     });
   }
   const { openPgliteStore } = await import('./pglite.ts');
-  return openPgliteStore(settings.dataDir);
+  return openPgliteStore(settings.dataDir, settings.foldEvery ? { every: settings.foldEvery } : undefined);
 }

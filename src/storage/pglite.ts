@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { acquireDirLock } from './dir-lock.ts';
 import { StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
-import { SESSION_FUNCTIONS_SQL, SqlStore } from './sql-store.ts';
+import { SESSION_FUNCTIONS_SQL, SqlStore, type SqlStoreOptions } from './sql-store.ts';
 
 type Queryable = Pick<PGlite, 'query' | 'exec'>;
 
@@ -48,7 +48,7 @@ export async function createPgliteExecutor(dataDir: string): Promise<{ executor:
   return { executor, folder };
 }
 
-export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
+export async function openPgliteStore(dataDir: string, fold?: SqlStoreOptions['fold']): Promise<SqlStore> {
   const { executor, folder } = await createPgliteExecutor(dataDir);
   await executor.exec(SESSION_FUNCTIONS_SQL);
   // PGlite runs one statement at a time; a second commit in flight would only queue.
@@ -57,5 +57,6 @@ export async function openPgliteStore(dataDir: string): Promise<SqlStore> {
     description: `embedded PGlite in ${folder}`,
     maxConcurrentCommits: 1,
     sessionFunctions: true,
+    ...(fold ? { fold } : {}),
   });
 }

@@ -3,14 +3,14 @@
  * return JSON built in SQL: one statement per answer gives a consistent snapshot and the same
  * JavaScript types from both drivers.
  */
-import { AGGREGATES, SCHEMA, upsertSql } from './aggregates.ts';
+import { aggregateTable, AGGREGATES, FOLD_QUEUE, FOLDED_EVENTS, SCHEMA, tailEventsSql, upsertSql, withTailSql } from './aggregates.ts';
 import { isRetryableConflict, isUnavailableError, StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
-import { FINE_BUCKET_COUNT, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
+import { PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type {
-  AnalyticsWindow, BusinessTotals, InsertOutcome, MetricsSnapshot, NewEvent, PurgeReport, RefreshOptions, RefreshReport,
-  RefreshResult, Store, WriteStats,
+  AnalyticsWindow, BusinessTotals, FoldOptions, FoldReport, InsertOutcome, MetricsSnapshot, NewEvent, PurgeReport, RefreshOptions,
+  RefreshReport, RefreshResult, Store, WriteStats,
 } from './types.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
@@ -29,8 +29,15 @@ const LIFETIME = AGGREGATES.filter((t) => t.scope === 'lifetime');
 const DAILY = AGGREGATES.filter((t) => t.scope !== 'lifetime');
 const MIGRATION_LOCK = `hashtext('mlops-service:migrations')`;
 const REFRESH_LOCK = `hashtext('mlops-service:refresh')`;
+/** Held by whoever changes the aggregates (fold, refresh, purge): one at a time, writers never wait. */
+const FOLD_LOCK = `hashtext('mlops-service:fold')`;
 
-/** Events arrive as one JSON parameter, so the statement text is the same for any batch size. */
+/**
+ * Events arrive as one JSON parameter, so the statement text is the same for any batch size.
+ * Append-only: the statement inserts the events and their fold-queue keys and updates no row, so
+ * concurrent writers (Lambda environments, server replicas) never wait for each other's commits;
+ * only a repeat of the same (business_id, event_id) waits for the first writer, then is a duplicate.
+ */
 const INSERT_SQL = (() => {
   const names = EVENT_COLUMNS.map(([n]) => n);
   const recordset = [...EVENT_COLUMNS.map(([n, t]) => `${n} ${t}`), 'created_at timestamp', 'ord integer'].join(', ');
@@ -38,8 +45,8 @@ const INSERT_SQL = (() => {
     `input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${recordset}))`,
     `ins AS (INSERT INTO ${SCHEMA}.ai_metrics (${names.join(', ')}, created_at)
       SELECT ${names.join(', ')}, coalesce(created_at, now() AT TIME ZONE 'utc') FROM input ORDER BY ord
-      ON CONFLICT (business_id, event_id) DO NOTHING RETURNING *)`,
-    ...AGGREGATES.map((table, i) => `agg${i} AS (${upsertSql(table, 'ins')})`),
+      ON CONFLICT (business_id, event_id) DO NOTHING RETURNING id, business_id, event_id, created_at)`,
+    `queued AS (INSERT INTO ${FOLD_QUEUE} (business_id, id) SELECT business_id, id FROM ins)`,
   ];
   return `WITH ${ctes.join(',\n')}
     SELECT id, business_id, event_id, to_char(created_at, ${ISO}) AS created_at FROM ins`;
@@ -51,31 +58,41 @@ const EXISTING_SQL = `SELECT m.id, m.business_id, m.event_id, to_char(m.created_
     ON m.business_id = k.business_id AND m.event_id = k.event_id`;
 
 
-const BUSINESS_TOTALS_SQL = `SELECT coalesce(json_agg(b ORDER BY b.business_id), '[]'::json) AS rows FROM (
+const tail = (table: string, filter?: Parameters<typeof withTailSql>[2]) => withTailSql(aggregateTable(table), 'tail', filter);
+
+/** Per-business lifetime totals; reads the CTE `tail` of the statement it is part of. */
+const BUSINESS_TOTALS_BODY = `SELECT coalesce(json_agg(b ORDER BY b.business_id), '[]'::json) FROM (
   SELECT business_id, ${['requests', 'response_time_ms_sum', 'success_rate_sum', 'tokens_used', 'api_cost_usd',
     'appointments_requested', 'appointments_booked', 'handoffs_error', 'handoffs_complex', 'errors']
     .map((c) => `sum(${c}) AS ${c}`).join(', ')},
     to_char(min(first_event_at), ${ISO}) AS first_event_at, to_char(max(last_event_at), ${ISO}) AS last_event_at
-  FROM ${SCHEMA}.agg_business GROUP BY business_id) b`;
+  FROM ${tail('agg_business')} x GROUP BY business_id) b`;
 
-const METRICS_SQL = `SELECT json_build_object(
+const ALL_TAIL = `tail AS (${tailEventsSql()})`;
+
+const BUSINESS_TOTALS_SQL = `WITH ${ALL_TAIL} SELECT (${BUSINESS_TOTALS_BODY}) AS rows`;
+
+/** Everything `/metrics` prints, in one statement: one snapshot of aggregates + tail. */
+const METRICS_SQL = `WITH ${ALL_TAIL} SELECT json_build_object(
   'requests', (SELECT coalesce(json_agg(r ORDER BY r.business_id, r.response_type, r.intent), '[]'::json) FROM (
       SELECT business_id, response_type, intent, sum(requests) AS requests
-      FROM ${SCHEMA}.agg_requests GROUP BY 1, 2, 3) r),
-  'businesses', (${BUSINESS_TOTALS_SQL}),
+      FROM ${tail('agg_requests')} x GROUP BY 1, 2, 3) r),
+  'businesses', (${BUSINESS_TOTALS_BODY}),
   'models', (SELECT coalesce(json_agg(m ORDER BY m.business_id, m.model_name), '[]'::json) FROM (
       SELECT business_id, model_name, sum(requests) AS requests, sum(tokens_used) AS tokens_used,
-        sum(api_cost_usd) AS api_cost_usd FROM ${SCHEMA}.agg_model GROUP BY 1, 2) m),
+        sum(api_cost_usd) AS api_cost_usd FROM ${tail('agg_model')} x GROUP BY 1, 2) m),
   'latency', (SELECT json_build_object('count', coalesce(sum(count), 0), 'sum_ms', coalesce(sum(sum_ms), 0),
       'cumulative', json_build_array(${PROMETHEUS_BUCKETS_MS.map((le) => `coalesce(sum(le_${le}), 0)`).join(', ')}))
-    FROM ${SCHEMA}.agg_latency)
+    FROM ${tail('agg_latency')} x)
 ) AS snapshot`;
 
-const LATENCY_SUMS = Array.from({ length: FINE_BUCKET_COUNT }, (_, i) => `coalesce(sum(b${i}), 0)`).join(', ');
+const inWindow = { stored: 'business_id = $1 AND day >= from_day', tail: 'e.day >= from_day' };
 
 /** $1 business, $2 days. The window is the last $2 UTC days, today included. */
 const ANALYTICS_SQL = `WITH bounds AS (
-    SELECT (now() AT TIME ZONE 'utc')::date - ($2::int - 1) AS from_day, (now() AT TIME ZONE 'utc')::date AS to_day)
+    SELECT (now() AT TIME ZONE 'utc')::date - ($2::int - 1) AS from_day, (now() AT TIME ZONE 'utc')::date AS to_day),
+  tail AS (${tailEventsSql('$1')}),
+  window_days AS (SELECT d.* FROM bounds CROSS JOIN LATERAL ${tail('daily_business', inWindow)} d)
   SELECT json_build_object(
     'from', to_char(from_day, 'YYYY-MM-DD'), 'to', to_char(to_day, 'YYYY-MM-DD'),
     'totals', (SELECT json_build_object(
@@ -84,23 +101,37 @@ const ANALYTICS_SQL = `WITH bounds AS (
         'api_cost_usd', coalesce(sum(api_cost_usd), 0), 'appointments_requested', coalesce(sum(appointments_requested), 0),
         'appointments_booked', coalesce(sum(appointments_booked), 0), 'human_handoffs', coalesce(sum(human_handoffs), 0),
         'errors', coalesce(sum(errors), 0),
-        'conversations', (SELECT count(DISTINCT conversation_key) FROM ${SCHEMA}.conversation_days c
-            WHERE c.business_id = $1 AND c.day >= from_day))
-      FROM ${SCHEMA}.daily_business d WHERE d.business_id = $1 AND d.day >= from_day),
-    'latency_buckets', (SELECT json_build_array(${LATENCY_SUMS})
-      FROM ${SCHEMA}.daily_latency l WHERE l.business_id = $1 AND l.day >= from_day),
+        'conversations', (SELECT count(DISTINCT conversation_key) FROM ${tail('conversation_days', inWindow)} c))
+      FROM window_days),
+    'latency_buckets', (SELECT coalesce(json_agg(json_build_object('bucket', bucket, 'count', requests) ORDER BY bucket), '[]'::json) FROM (
+        SELECT bucket, sum(requests) AS requests FROM ${tail('daily_latency_buckets', inWindow)} l GROUP BY bucket) l),
     'by_intent', (SELECT coalesce(json_agg(i ORDER BY i.requests DESC, i.intent), '[]'::json) FROM (
-        SELECT intent, sum(requests) AS requests FROM ${SCHEMA}.daily_intent
-        WHERE business_id = $1 AND day >= from_day GROUP BY intent) i),
+        SELECT intent, sum(requests) AS requests FROM ${tail('daily_intent', inWindow)} x GROUP BY intent) i),
     'by_model', (SELECT coalesce(json_agg(m ORDER BY m.requests DESC, m.model_name), '[]'::json) FROM (
         SELECT model_name, sum(requests) AS requests, sum(tokens_used) AS tokens_used, sum(api_cost_usd) AS api_cost_usd
-        FROM ${SCHEMA}.daily_model WHERE business_id = $1 AND day >= from_day GROUP BY model_name) m),
+        FROM ${tail('daily_model', inWindow)} x GROUP BY model_name) m),
     'daily', (SELECT json_agg(json_build_object('date', to_char(g.day, 'YYYY-MM-DD'),
         'requests', coalesce(d.requests, 0), 'response_time_ms_sum', coalesce(d.response_time_ms_sum, 0),
         'api_cost_usd', coalesce(d.api_cost_usd, 0)) ORDER BY g.day)
       FROM (SELECT generate_series(from_day, to_day, interval '1 day')::date AS day) g
-      LEFT JOIN ${SCHEMA}.daily_business d ON d.business_id = $1 AND d.day = g.day)
+      LEFT JOIN window_days d ON d.day = g.day),
+    'unfolded', (SELECT count(*) FROM tail)
   ) AS result FROM bounds`;
+
+/**
+ * One fold: takes up to $1 queued events (skipping any another transaction holds) and adds them to
+ * every aggregate, in one statement. Dequeue and aggregation commit together or not at all, so an
+ * event is folded exactly once even when a folder dies mid-way; callers hold FOLD_LOCK.
+ */
+const FOLD_SQL = (() => {
+  const ctes = [
+    `taken AS (DELETE FROM ${FOLD_QUEUE} WHERE (business_id, id) IN (
+        SELECT business_id, id FROM ${FOLD_QUEUE} LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id)`,
+    `src AS (SELECT e.* FROM ${SCHEMA}.ai_metrics e JOIN taken t ON e.id = t.id)`,
+    ...AGGREGATES.map((table, i) => `agg${i} AS (${upsertSql(table, 'src')})`),
+  ];
+  return `WITH ${ctes.join(',\n')} SELECT count(*)::int AS folded FROM taken`;
+})();
 
 /** The hot statements, as SQL to run directly or as calls to session functions. */
 interface Statements {
@@ -108,9 +139,10 @@ interface Statements {
   metrics: string;
   totals: string;
   analytics: string;
+  fold: string;
 }
 
-const DIRECT: Statements = { insert: INSERT_SQL, metrics: METRICS_SQL, totals: BUSINESS_TOTALS_SQL, analytics: ANALYTICS_SQL };
+const DIRECT: Statements = { insert: INSERT_SQL, metrics: METRICS_SQL, totals: BUSINESS_TOTALS_SQL, analytics: ANALYTICS_SQL, fold: FOLD_SQL };
 
 /**
  * PGlite keeps no plan between `query()` calls, and planning these statements in WebAssembly
@@ -120,21 +152,26 @@ const DIRECT: Statements = { insert: INSERT_SQL, metrics: METRICS_SQL, totals: B
  */
 export const SESSION_FUNCTIONS_SQL = `
 CREATE OR REPLACE FUNCTION pg_temp.mlops_insert_events(payload jsonb)
-  RETURNS TABLE(id int, business_id varchar, event_id varchar, created_at text) LANGUAGE plpgsql AS $fn$
+  RETURNS TABLE(id bigint, business_id varchar, event_id varchar, created_at text) LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 BEGIN RETURN QUERY ${INSERT_SQL.replace('$1::jsonb', 'payload')}; END $fn$;
 CREATE OR REPLACE FUNCTION pg_temp.mlops_metrics_snapshot() RETURNS json LANGUAGE plpgsql AS $fn$
 BEGIN RETURN (${METRICS_SQL.replace(/ AS snapshot$/, '')}); END $fn$;
 CREATE OR REPLACE FUNCTION pg_temp.mlops_business_totals() RETURNS json LANGUAGE plpgsql AS $fn$
-BEGIN RETURN (${BUSINESS_TOTALS_SQL.replace(' AS rows FROM (', ' FROM (')}); END $fn$;
+BEGIN RETURN (${BUSINESS_TOTALS_SQL.replace(/ AS rows$/, '')}); END $fn$;
 CREATE OR REPLACE FUNCTION pg_temp.mlops_analytics(business text, days int) RETURNS json LANGUAGE plpgsql AS $fn$
-BEGIN RETURN (${ANALYTICS_SQL.replace(/\$1/g, 'business').replace(/\$2/g, 'days').replace(/ AS result FROM bounds$/, ' FROM bounds')}); END $fn$;`;
+BEGIN RETURN (${ANALYTICS_SQL.replace(/\$1/g, 'business').replace(/\$2/g, 'days').replace(/ AS result FROM bounds$/, ' FROM bounds')}); END $fn$;
+CREATE OR REPLACE FUNCTION pg_temp.mlops_fold(lim int) RETURNS int LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE folded int;
+BEGIN ${FOLD_SQL.replace('$1', 'lim').replace(/ AS folded FROM taken$/, ' INTO folded FROM taken')}; RETURN folded; END $fn$;`;
 
 const SESSION: Statements = {
   insert: 'SELECT * FROM pg_temp.mlops_insert_events($1::jsonb)',
   metrics: 'SELECT pg_temp.mlops_metrics_snapshot() AS snapshot',
   totals: 'SELECT pg_temp.mlops_business_totals() AS rows',
   analytics: 'SELECT pg_temp.mlops_analytics($1, $2) AS result',
+  fold: 'SELECT pg_temp.mlops_fold($1) AS folded',
 };
 
 export interface SqlStoreOptions {
@@ -152,7 +189,38 @@ export interface SqlStoreOptions {
    * hold requests until TCP gives up. Unset: no limit.
    */
   operationTimeoutMs?: number;
+  /** Requests waiting for a commit, in events; past it a write is refused at once (a 503). */
+  maxQueuedEvents?: number;
+  /** When this process folds the events it wrote (see FoldPolicy). */
+  fold?: Partial<FoldPolicy>;
+  /** Events per purge transaction (default PURGE_CHUNK). */
+  purgeChunk?: number;
 }
+
+/**
+ * Who folds. Every process folds once it has stored `every` events since its last fold, so the
+ * unfolded tail stays near `every` × the number of writing processes under sustained load;
+ * servers also fold on a timer (the adapter's), Lambda in its warm-ups.
+ */
+export interface FoldPolicy {
+  every: number;
+  /**
+   * background: fold after the commit without delaying any answer (a server);
+   * inline: fold before the write answers, within `inlineBudgetMs` (Lambda: work left running
+   * after an answer would be frozen mid-transaction).
+   */
+  mode: 'background' | 'inline';
+  inlineBudgetMs: number;
+  /** Events per fold transaction: bounds each statement's time and the rows it locks. */
+  chunk: number;
+}
+
+const DEFAULT_FOLD: FoldPolicy = { every: 200, mode: 'background', inlineBudgetMs: 250, chunk: 5000 };
+
+/** Events per purge transaction: each DELETE stays far inside any statement timeout. */
+const PURGE_CHUNK = 5000;
+/** Conversation-day keys are kept this long (the longest analytics window), past raw-event retention. */
+const CONVERSATION_DAYS_KEPT = 366;
 
 const keyOf = (businessId: string, eventId: string) => `${businessId}\u0000${eventId}`;
 
@@ -163,10 +231,19 @@ export class SqlStore implements Store {
   readonly #batcher: WriteBatcher<NewEvent, InsertOutcome>;
   readonly #sql: Statements;
   readonly #operationTimeoutMs: number | undefined;
+  readonly #fold: FoldPolicy;
+  readonly #purgeChunk: number;
+  /** Events this process stored since it last folded. */
+  #sinceFold = 0;
+  /** The fold loop of this process, when one runs: callers share it. */
+  #folding: Promise<FoldReport> | undefined;
+  readonly #foldStats = { folds: 0, folded: 0, busy: 0, failures: 0 };
 
   constructor(db: SqlExecutor, options: SqlStoreOptions) {
     this.#db = db;
     this.#operationTimeoutMs = options.operationTimeoutMs;
+    this.#fold = { ...DEFAULT_FOLD, ...options.fold };
+    this.#purgeChunk = options.purgeChunk ?? PURGE_CHUNK;
     this.#sql = options.sessionFunctions ? SESSION : DIRECT;
     this.kind = options.kind;
     this.description = options.description;
@@ -174,11 +251,12 @@ export class SqlStore implements Store {
       maxItems: options.maxEventsPerCommit ?? 1000,
       maxConcurrent: options.maxConcurrentCommits,
       retryAlone: (error) => !isUnavailableError(error),
+      maxQueuedItems: options.maxQueuedEvents ?? 10_000,
     });
   }
 
   get writeStats(): WriteStats {
-    return { ...this.#batcher.stats, pending: this.#batcher.pending };
+    return { ...this.#batcher.stats, pending: this.#batcher.pending, fold: { ...this.#foldStats } };
   }
 
   async migrate(): Promise<{ applied: string[] }> {
@@ -203,15 +281,88 @@ export class SqlStore implements Store {
     );
   }
 
-  insertEvents(events: NewEvent[]): Promise<InsertOutcome[]> {
-    if (events.length === 0) return Promise.resolve([]);
-    return this.#deadline(this.#batcher.submit(events));
+  /**
+   * A write still queued when its deadline passes is taken out of the queue and never committed
+   * (WriteNotStartedError); one whose commit had started may still commit
+   * (WriteOutcomeUnknownError): a retry with the same event_id is then a duplicate.
+   */
+  async insertEvents(events: NewEvent[]): Promise<InsertOutcome[]> {
+    if (events.length === 0) return [];
+    const deadline = this.#operationTimeoutMs;
+    const outcomes = await this.#batcher.submit(events, deadline ? { deadlineMs: deadline } : {});
+    this.#sinceFold += outcomes.reduce((n, o) => n + (o.duplicate ? 0 : 1), 0);
+    if (this.#sinceFold >= this.#fold.every) {
+      if (this.#fold.mode === 'inline') await this.foldPending({ budgetMs: this.#fold.inlineBudgetMs }).catch(() => undefined);
+      else void this.foldPending().catch(() => undefined);
+    }
+    return outcomes;
   }
 
   /**
-   * Gives up waiting after `operationTimeoutMs`. A write given up on may still commit later; a
-   * retry with the same event_id is then answered as a duplicate, so nothing is counted twice.
+   * Moves queued events into the aggregates, a chunk per transaction, until the queue is empty,
+   * `budgetMs` has passed, or another process holds the fold lock (it is folding the same queue).
+   * Concurrent calls in one process share one loop. Never blocks writers.
    */
+  foldPending(options: FoldOptions = {}): Promise<FoldReport> {
+    this.#folding ??= this.#foldLoop(options).finally(() => {
+      this.#folding = undefined;
+    });
+    return this.#folding;
+  }
+
+  async #foldLoop({ budgetMs, maxChunks }: FoldOptions): Promise<FoldReport> {
+    const started = performance.now();
+    this.#sinceFold = 0;
+    const report: FoldReport = { folded: 0, chunks: 0, busy: false, drained: false, duration_ms: 0 };
+    try {
+      for (;;) {
+        const folded = await this.#foldChunk(this.#fold.chunk, budgetMs === undefined ? 30_000 : this.#operationTimeoutMs);
+        if (folded === undefined) {
+          report.busy = true;
+          this.#foldStats.busy++;
+          break;
+        }
+        report.folded += folded;
+        report.chunks++;
+        this.#foldStats.folds++;
+        this.#foldStats.folded += folded;
+        if (folded < this.#fold.chunk) {
+          report.drained = true;
+          break;
+        }
+        if (maxChunks !== undefined && report.chunks >= maxChunks) break;
+        if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
+      }
+    } catch (error) {
+      this.#foldStats.failures++;
+      throw error;
+    }
+    report.duration_ms = Math.round(performance.now() - started);
+    return report;
+  }
+
+  /** One fold transaction; undefined when another transaction holds the fold lock. */
+  async #foldChunk(limit: number, deadlineMs: number | undefined): Promise<number | undefined> {
+    return this.#deadline(this.#guard(() =>
+      this.#db.transaction(async (tx) => {
+        // A holder frozen mid-fold (a Lambda environment) must not keep the lock for long.
+        const [lock] = await tx.query<{ locked: boolean }>(
+          `SELECT set_config('idle_in_transaction_session_timeout', '10000', true) AS t, pg_try_advisory_xact_lock(${FOLD_LOCK}) AS locked`,
+        );
+        if (!lock?.locked) return undefined;
+        const [row] = await tx.query<{ folded: number }>(this.#sql.fold, [limit]);
+        return Number(row?.folded ?? 0);
+      }),
+    ), deadlineMs);
+  }
+
+  /** Events stored and not yet folded (the tail every read adds to the aggregates). */
+  async unfoldedCount(): Promise<number> {
+    const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${FOLD_QUEUE}`)));
+    return Number(row?.n ?? 0);
+  }
+
+  /** Gives up waiting after `operationTimeoutMs` (a 503); for reads and maintenance. */
   #deadline<T>(work: Promise<T>, ms = this.#operationTimeoutMs): Promise<T> {
     if (!ms) return work;
     let timer: NodeJS.Timeout | undefined;
@@ -286,10 +437,15 @@ export class SqlStore implements Store {
       days,
       ...result,
       totals: { ...totals, conversations },
-      latency_buckets: result.latency_buckets ?? new Array(FINE_BUCKET_COUNT).fill(0),
+      latency_buckets: (result.latency_buckets ?? []).map((b) => ({ bucket: Number(b.bucket), count: Number(b.count) })),
     };
   }
 
+  /**
+   * Rebuilds the aggregates from the folded events. Inserts never wait for it: it holds only the
+   * fold lock (folds pause; the tail keeps growing and reads stay exact), and the folded events
+   * cannot change while it is held, so the rebuild counts each exactly once.
+   */
   async refreshAggregates(options: RefreshOptions = {}): Promise<RefreshResult> {
     const started = performance.now();
     return this.#guard(() =>
@@ -305,35 +461,35 @@ export class SqlStore implements Store {
         if (!options.force && last?.age_ms != null && last.age_ms < minInterval) {
           return {
             status: 'skipped',
-            reason: `Aggregates are maintained on every write; the last full refresh was ${Math.round(last.age_ms / 1000)} s ago ` +
+            reason: `Aggregates are maintained continuously; the last full refresh was ${Math.round(last.age_ms / 1000)} s ago ` +
               `(at most one per ${Math.round(minInterval / 1000)} s; add ?force=true to run one now)`,
             last_refresh_at: lastAt,
           };
         }
-        // SHARE blocks writers (their ROW EXCLUSIVE) until the rebuild commits, so no event is
-        // counted twice or missed; readers carry on.
-        await tx.query(`LOCK TABLE ${SCHEMA}.ai_metrics IN SHARE MODE`);
+        // Waits for a fold in progress (one chunk); writers are never blocked.
+        await tx.query(`SELECT pg_advisory_xact_lock(${FOLD_LOCK})`);
         const watermark = await readWatermark(tx);
-        const [drift] = await tx.query<{ rows: RefreshReport['drift'] | string; events: number; businesses: number }>(
-          `SELECT (SELECT count(*)::float8 FROM ${SCHEMA}.ai_metrics) AS events,
-            (SELECT count(DISTINCT business_id)::float8 FROM ${SCHEMA}.ai_metrics) AS businesses,
+        const [drift] = await tx.query<{ rows: RefreshReport['drift'] | string; events: number; businesses: number; unfolded: number }>(
+          `WITH folded AS (SELECT business_id, count(*) AS requests FROM ${FOLDED_EVENTS} f GROUP BY 1)
+           SELECT (SELECT coalesce(sum(requests), 0)::float8 FROM folded) AS events,
+            (SELECT count(*)::float8 FROM folded) AS businesses,
+            (SELECT count(*)::float8 FROM ${FOLD_QUEUE}) AS unfolded,
             (SELECT coalesce(json_agg(x ORDER BY x.business_id), '[]'::json) FROM (
               SELECT coalesce(a.business_id, s.business_id) AS business_id, coalesce(a.requests, 0) AS before,
                 coalesce(s.requests, 0) AS after
               FROM (SELECT business_id, requests FROM ${SCHEMA}.agg_business WHERE NOT archived) a
-              FULL JOIN (SELECT business_id, count(*) AS requests FROM ${SCHEMA}.ai_metrics GROUP BY 1) s
-                ON a.business_id = s.business_id
+              FULL JOIN folded s ON a.business_id = s.business_id
               WHERE coalesce(a.requests, 0) <> coalesce(s.requests, 0)) x) AS rows`,
         );
         const before = await countRows(tx);
         const sinceWatermark = watermark ? `e.created_at >= '${watermark}'::date` : undefined;
         for (const table of LIFETIME) {
           await tx.query(`DELETE FROM ${SCHEMA}.${table.name} WHERE NOT archived`);
-          await tx.query(upsertSql(table, `${SCHEMA}.ai_metrics`));
+          await tx.query(upsertSql(table, FOLDED_EVENTS));
         }
         for (const table of DAILY) {
           await tx.query(`DELETE FROM ${SCHEMA}.${table.name}${watermark ? ` WHERE day >= '${watermark}'::date` : ''}`);
-          await tx.query(upsertSql(table, `${SCHEMA}.ai_metrics`, sinceWatermark ? { where: sinceWatermark } : {}));
+          await tx.query(upsertSql(table, FOLDED_EVENTS, sinceWatermark ? { where: sinceWatermark } : {}));
         }
         const after = await countRows(tx);
         await tx.query(
@@ -343,6 +499,7 @@ export class SqlStore implements Store {
         const report: RefreshReport = {
           events_scanned: Number(drift!.events),
           businesses: Number(drift!.businesses),
+          unfolded_events: Number(drift!.unfolded),
           tables: AGGREGATES.map((t) => ({ table: t.name, rows_before: before[t.name] ?? 0, rows_after: after[t.name] ?? 0 })),
           drift: parseJson(drift!.rows),
           duration_ms: Math.round(performance.now() - started),
@@ -352,32 +509,54 @@ export class SqlStore implements Store {
     );
   }
 
+  /**
+   * Deletes folded raw events created before `cutoffDay`, a chunk per transaction (each within the
+   * statement timeout however large the backlog), moving their share of every lifetime total to
+   * the archived rows so totals stay monotonic. Daily rollups keep the purged days; conversation
+   * keys are kept for the longest analytics window, so conversation counts stay right past
+   * retention. Events still queued are folded first.
+   */
   async purgeBefore(cutoffDay: string): Promise<PurgeReport> {
     if (!/^\d{4}-\d{2}-\d{2}$/.test(cutoffDay)) throw new Error(`cutoffDay must be YYYY-MM-DD, got ${cutoffDay}`);
-    return this.#guard(() =>
+    await this.foldPending();
+    const ctes = [
+      `purged AS (DELETE FROM ${SCHEMA}.ai_metrics WHERE id IN (
+          SELECT m.id FROM ${FOLDED_EVENTS} m WHERE m.created_at < $1::date ORDER BY m.created_at LIMIT $2) RETURNING *)`,
+      ...LIFETIME.flatMap((table, i) => [
+        `live${i} AS (${upsertSql(table, 'purged', { sign: -1 })})`,
+        `arch${i} AS (${upsertSql(table, 'purged', { archived: true })})`,
+      ]),
+    ];
+    const purgeChunk = `WITH ${ctes.join(',\n')} SELECT count(*)::float8 AS deleted FROM purged`;
+    let deleted = 0;
+    let chunks = 0;
+    for (;;) {
+      const n = await this.#guard(() =>
+        this.#db.transaction(async (tx) => {
+          // The fold lock keeps the set of folded events still while a chunk moves its totals.
+          await tx.query(`SELECT pg_advisory_xact_lock(${FOLD_LOCK})`);
+          const [row] = await tx.query<{ deleted: number }>(purgeChunk, [cutoffDay, this.#purgeChunk]);
+          return Number(row!.deleted);
+        }),
+      );
+      deleted += n;
+      chunks++;
+      if (n < this.#purgeChunk) break;
+    }
+    await this.#guard(() =>
       this.#db.transaction(async (tx) => {
-        // Deleting with RETURNING makes the deleted rows the source: a concurrent purge deletes
-        // (and moves to the archived totals) each row exactly once.
-        const ctes = [
-          `purged AS (DELETE FROM ${SCHEMA}.ai_metrics WHERE created_at < $1::date RETURNING *)`,
-          ...LIFETIME.flatMap((table, i) => [
-            `live${i} AS (${upsertSql(table, 'purged', { sign: -1 })})`,
-            `arch${i} AS (${upsertSql(table, 'purged', { archived: true })})`,
-          ]),
-        ];
-        const [row] = await tx.query<{ deleted: number }>(
-          `WITH ${ctes.join(',\n')} SELECT count(*)::float8 AS deleted FROM purged`,
+        await tx.query(
+          `DELETE FROM ${SCHEMA}.conversation_days WHERE day < $1::date - ${CONVERSATION_DAYS_KEPT}`,
           [cutoffDay],
         );
-        await tx.query(`DELETE FROM ${SCHEMA}.conversation_days WHERE day < $1::date`, [cutoffDay]);
         await tx.query(
           `INSERT INTO ${SCHEMA}.service_state (key, value) VALUES ('purged_before', $1)
            ON CONFLICT (key) DO UPDATE SET value = greatest(service_state.value, excluded.value)`,
           [cutoffDay],
         );
-        return { cutoff_day: cutoffDay, events_deleted: Number(row!.deleted) };
       }),
     );
+    return { cutoff_day: cutoffDay, events_deleted: deleted, chunks };
   }
 
   async close(): Promise<void> {

@@ -30,6 +30,7 @@ export interface NewEvent {
 }
 
 export interface InsertOutcome {
+  /** BIGINT in the database; exact as a JavaScript number up to 2^53. */
   id: number;
   event_id: string;
   duplicate: boolean;
@@ -103,15 +104,20 @@ export interface AnalyticsWindow {
     errors: number;
     conversations: number;
   };
-  /** Counts per fine latency bucket (see `latency-buckets.ts`), summed over the window. */
-  latency_buckets: number[];
+  /** Counts per log-spaced latency bucket (see `latency-buckets.ts`), summed over the window; only non-empty buckets. */
+  latency_buckets: { bucket: number; count: number }[];
   by_intent: { intent: string; requests: number }[];
   by_model: { model_name: string; requests: number; tokens_used: number; api_cost_usd: number }[];
   daily: { date: string; requests: number; response_time_ms_sum: number; api_cost_usd: number }[];
+  /** This business's stored events not yet folded (counted in every figure above all the same). */
+  unfolded?: number;
 }
 
 export interface RefreshReport {
+  /** Folded events the aggregates were rebuilt from. */
   events_scanned: number;
+  /** Events stored but not yet folded when the rebuild ran: read from the queue meanwhile, folded later. */
+  unfolded_events: number;
   businesses: number;
   /** Per aggregate table: rows before and after the rebuild. */
   tables: { table: string; rows_before: number; rows_after: number }[];
@@ -132,6 +138,24 @@ export type RefreshResult =
 export interface PurgeReport {
   cutoff_day: string;
   events_deleted: number;
+  /** Delete transactions it took (each at most a few thousand events). */
+  chunks: number;
+}
+
+export interface FoldOptions {
+  /** Stop starting new chunks after this long (a request that folds before answering). */
+  budgetMs?: number;
+  maxChunks?: number;
+}
+
+export interface FoldReport {
+  folded: number;
+  chunks: number;
+  /** Another transaction held the fold lock (it is folding the same queue). */
+  busy: boolean;
+  /** The queue was empty when this fold finished. */
+  drained: boolean;
+  duration_ms: number;
 }
 
 export interface WriteStats {
@@ -139,6 +163,8 @@ export interface WriteStats {
   items: number;
   largestCommit: number;
   pending: number;
+  /** Folds run by this process. */
+  fold?: { folds: number; folded: number; busy: number; failures: number };
 }
 
 export interface Store {
@@ -151,10 +177,19 @@ export interface Store {
   /** Applies pending migrations under an advisory lock; safe when several instances start at once. */
   migrate(): Promise<{ applied: string[] }>;
   /**
-   * Stores events atomically (all of them or none) and updates every aggregate in the same
-   * transaction. Concurrent callers share commits; each promise resolves only after its commit.
+   * Stores events atomically (all of them or none), appending them and their fold-queue keys;
+   * aggregates take them in at the next fold, and every read adds the unfolded tail, so an
+   * acknowledged event is counted at once. Concurrent callers share commits; each promise
+   * resolves only after its commit.
    */
   insertEvents(events: NewEvent[]): Promise<InsertOutcome[]>;
+  /**
+   * Folds queued events into the aggregates (exactly once, whoever folds concurrently). Writes
+   * trigger folds themselves; servers also call this on a timer, Lambda in warm-ups.
+   */
+  foldPending(options?: FoldOptions): Promise<FoldReport>;
+  /** Stored events not yet folded. */
+  unfoldedCount(): Promise<number>;
   /** Round-trips `SELECT 1`; resolves with the latency in ms or rejects. */
   ping(timeoutMs: number): Promise<number>;
   metricsSnapshot(): Promise<MetricsSnapshot>;
@@ -166,7 +201,7 @@ export interface Store {
    * this after every event, and a rebuild reads every stored event.
    */
   refreshAggregates(options?: RefreshOptions): Promise<RefreshResult>;
-  /** Deletes raw events older than `cutoffDay` (UTC midnight) while keeping totals monotonic. */
+  /** Deletes raw events older than `cutoffDay` (UTC midnight), in chunks, keeping totals monotonic. */
   purgeBefore(cutoffDay: string): Promise<PurgeReport>;
   close(): Promise<void>;
 }

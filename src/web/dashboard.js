@@ -365,7 +365,7 @@
       root,
       'p95',
       worst ? worst.metrics.p95_response_time_ms : null,
-      worst ? `${worst.percentiles.p95_is_lower_bound ? '≥ ' : ''}${fmt.ms(worst.metrics.p95_response_time_ms)}` : '—',
+      worst ? `${fmt.ms(worst.metrics.p95_response_time_ms)}` : '—',
       empty ? 'window' : worst ? p95Note : `no requests in the last ${state.days} days`,
     );
     setKpi(root, 'tokens', t.tokens, fmt.int(t.tokens));
@@ -499,7 +499,7 @@
       ['error_rate', 'Error rate', m.error_rate, fmt.pct(m.error_rate), m.total_requests ? verdict : '', m.total_requests ? tone : ''],
       ['avg', 'Average time', m.avg_response_time_ms, fmt.ms(m.avg_response_time_ms)],
       ['p50', 'p50', m.p50_response_time_ms, fmt.ms(m.p50_response_time_ms)],
-      ['p95', 'p95', m.p95_response_time_ms, `${a.percentiles.p95_is_lower_bound ? '≥ ' : ''}${fmt.ms(m.p95_response_time_ms)}`],
+      ['p95', 'p95', m.p95_response_time_ms, `${fmt.ms(m.p95_response_time_ms)}`],
       ['tokens', 'Tokens', m.total_tokens_used, fmt.int(m.total_tokens_used), `${fmt.int(Math.round(m.avg_tokens_used))} per reply`],
       ['cost', 'Cost', m.total_api_cost_usd, fmt.usd(m.total_api_cost_usd)],
       ['conversion', 'Conversion', m.appointment_conversion_rate, m.appointment_requests ? fmt.pct(m.appointment_conversion_rate) : '—', `${fmt.int(m.appointments_booked)} of ${fmt.int(m.appointment_requests)}`],

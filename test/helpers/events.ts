@@ -6,6 +6,14 @@ import type { TrackBody } from '../../tools/shared/sample-events.ts';
 
 export { makeEvents, rng, type TrackBody } from '../../tools/shared/sample-events.ts';
 
+/** The q-quantile with linear interpolation between ranks q·(n−1) (numpy's default), of sorted values. */
+export function exactPercentile(sorted: readonly number[], q: number): number {
+  const rank = q * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
+}
+
 /** What the analytics of one business must say, computed from the events sent. */
 export function expectedTotals(events: TrackBody[]) {
   const n = events.length;

@@ -5,7 +5,7 @@
 import type { SqlExecutor } from '../../src/storage/executor.ts';
 import { createPgliteExecutor } from '../../src/storage/pglite.ts';
 import { createPostgresExecutor } from '../../src/storage/postgres.ts';
-import { SESSION_FUNCTIONS_SQL, SqlStore } from '../../src/storage/sql-store.ts';
+import { SESSION_FUNCTIONS_SQL, SqlStore, type SqlStoreOptions } from '../../src/storage/sql-store.ts';
 import { freshPgliteDir } from './pglite-template.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './postgres.ts';
 
@@ -44,16 +44,17 @@ export interface TestStore {
   close(): Promise<void>;
 }
 
-export async function openTestStore(backend: Backend): Promise<TestStore> {
+/** `options`: store settings for the test (fold policy, purge chunk…). */
+export async function openTestStore(backend: Backend, options: Partial<SqlStoreOptions> = {}): Promise<TestStore> {
   if (backend.name === 'pglite') {
     const { executor } = await createPgliteExecutor(await freshPgliteDir());
     await executor.exec(SESSION_FUNCTIONS_SQL);
-    const store = new SqlStore(executor, { kind: 'pglite', description: 'test', maxConcurrentCommits: 1, sessionFunctions: true });
+    const store = new SqlStore(executor, { kind: 'pglite', description: 'test', maxConcurrentCommits: 1, sessionFunctions: true, ...options });
     return { store, raw: executor, close: () => store.close() };
   }
   const db = await createTestDatabase();
   const { executor } = createPostgresExecutor({ url: db.url, poolMax: 4, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
-  const store = new SqlStore(executor, { kind: 'postgres', description: 'test', maxConcurrentCommits: 2 });
+  const store = new SqlStore(executor, { kind: 'postgres', description: 'test', maxConcurrentCommits: 2, ...options });
   await store.migrate();
   return {
     store,

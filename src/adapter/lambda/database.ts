@@ -44,7 +44,7 @@ export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv, config: Pick<Co
 
 export type StoreSettings = Pick<
   Config,
-  'databaseUrl' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs' | 'dbRequestTimeoutMs' | 'migrateOnStart'
+  'databaseUrl' | 'dbPoolMax' | 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs' | 'dbRequestTimeoutMs' | 'migrateOnStart' | 'dbPooled' | 'foldEvery'
 >;
 
 /** A memoised opener: one store per environment; a failed open is retried on the next call. */
@@ -60,6 +60,9 @@ export function lazyStore(env: NodeJS.ProcessEnv, config: StoreSettings): () => 
       statementTimeoutMs: config.dbStatementTimeoutMs,
       requestTimeoutMs: config.dbRequestTimeoutMs,
       applicationName: 'mlops-service-lambda',
+      ...(config.dbPooled !== undefined ? { pooled: config.dbPooled } : {}),
+      // A frozen environment cannot finish work after its answer: it folds before answering.
+      fold: { every: config.foldEvery, mode: 'inline' },
     });
     if (config.migrateOnStart) await store.migrate();
     return store;

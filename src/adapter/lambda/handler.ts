@@ -77,6 +77,8 @@ async function warmUp(source: string, coldStart: boolean) {
       const store = await getStore();
       await store.ping(2000);
       database = 'connected';
+      // The warmer (and any schedule) folds what writers left queued, within a bounded time.
+      await store.foldPending({ budgetMs: 2000 });
       // The warmer doubles as the retention schedule (at most every six hours per environment).
       if (config.retentionDays && Date.now() - lastRetentionAt > RETENTION_INTERVAL_MS) {
         lastRetentionAt = Date.now();

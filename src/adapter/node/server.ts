@@ -11,6 +11,7 @@ import { readIncomingBody } from './read-body.ts';
 import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/logger.ts';
 import { InstanceStats, type RuntimeInfo } from '../../core/runtime-info.ts';
+import { scheduleFolding } from '../../core/fold-schedule.ts';
 import { scheduleRetention } from '../../core/retention.ts';
 import { openStore } from '../../storage/open-store.ts';
 import type { Store } from '../../storage/types.ts';
@@ -51,6 +52,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   });
 
   const stopRetention = config.retentionDays ? scheduleRetention(store, config.retentionDays, logger) : () => {};
+  const stopFolding = scheduleFolding(store, config.foldIntervalMs, logger);
 
   // The app reads request bodies straight from Node's IncomingMessage (see read-body.ts).
   const handle = (request: Request, bindings: HttpBindings) =>
@@ -69,6 +71,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const close = () =>
     (closing ??= (async () => {
       stopRetention();
+      stopFolding();
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => {
