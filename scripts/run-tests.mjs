@@ -23,6 +23,7 @@ export const TEST_FILES = [
   'test/storage.test.ts',
   'test/fold.test.ts',
   'test/pgbouncer-harness.test.ts',
+  'test/pooled.test.ts',
   'test/api.test.ts',
   'test/server-process.test.ts',
   'test/cost.test.ts',

@@ -138,7 +138,8 @@ for (const backend of BACKENDS) {
       const afterPurge = await store.analyticsWindow('purge-chunks', 60);
       assert.equal(afterPurge.totals.requests, 35, 'daily rollups keep the purged days');
       assert.equal(afterPurge.totals.conversations, 11, 'conversations of purged days still counted');
-      const [{ n }] = await t.raw.query<{ n: number }>(`SELECT count(*)::int AS n FROM mlops.ai_metrics WHERE business_id = 'purge-chunks'`);
+      const [row] = await t.raw.query<{ n: number }>(`SELECT count(*)::int AS n FROM mlops.ai_metrics WHERE business_id = 'purge-chunks'`);
+      const n = row!.n;
       assert.equal(n, 5);
       await assertEqualsFreshRecount(store, 'after a chunked purge');
       assert.equal((await store.analyticsWindow('purge-chunks', 60)).totals.conversations, 11, 'and after a refresh');

@@ -83,7 +83,8 @@ const METRICS_SQL = `WITH ${ALL_TAIL} SELECT json_build_object(
         sum(api_cost_usd) AS api_cost_usd FROM ${tail('agg_model')} x GROUP BY 1, 2) m),
   'latency', (SELECT json_build_object('count', coalesce(sum(count), 0), 'sum_ms', coalesce(sum(sum_ms), 0),
       'cumulative', json_build_array(${PROMETHEUS_BUCKETS_MS.map((le) => `coalesce(sum(le_${le}), 0)`).join(', ')}))
-    FROM ${tail('agg_latency')} x)
+    FROM ${tail('agg_latency')} x),
+  'unfolded', (SELECT count(*) FROM tail)
 ) AS snapshot`;
 
 const inWindow = { stored: 'business_id = $1 AND day >= from_day', tail: 'e.day >= from_day' };
@@ -291,10 +292,8 @@ export class SqlStore implements Store {
     const deadline = this.#operationTimeoutMs;
     const outcomes = await this.#batcher.submit(events, deadline ? { deadlineMs: deadline } : {});
     this.#sinceFold += outcomes.reduce((n, o) => n + (o.duplicate ? 0 : 1), 0);
-    if (this.#sinceFold >= this.#fold.every) {
-      if (this.#fold.mode === 'inline') await this.foldPending({ budgetMs: this.#fold.inlineBudgetMs }).catch(() => undefined);
-      else void this.foldPending().catch(() => undefined);
-    }
+    // A failed fold is retried by the next trigger; the events are stored and read from the tail.
+    if (this.#sinceFold >= this.#fold.every) await this.#foldAfterRead(this.#sinceFold);
     return outcomes;
   }
 
@@ -415,8 +414,23 @@ export class SqlStore implements Store {
   }
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
-    const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ snapshot: MetricsSnapshot | string }>(this.#sql.metrics)));
-    return parseJson(row!.snapshot);
+    const [row] = await this.#deadline(
+      this.#guard(() => this.#db.query<{ snapshot: (MetricsSnapshot & { unfolded: number }) | string }>(this.#sql.metrics)),
+    );
+    const { unfolded, ...snapshot } = parseJson(row!.snapshot);
+    await this.#foldAfterRead(Number(unfolded));
+    return snapshot;
+  }
+
+  /**
+   * Starts a fold once `every` events are waiting: after this process's own writes, or when a read
+   * had to add a long tail (a quiet writer left it, or the timer is off) starts a fold,
+   * so the reads after it are cheap again; inline mode bounds it by the fold budget.
+   */
+  async #foldAfterRead(unfolded: number): Promise<void> {
+    if (unfolded < this.#fold.every) return;
+    if (this.#fold.mode === 'inline') await this.foldPending({ budgetMs: this.#fold.inlineBudgetMs }).catch(() => undefined);
+    else void this.foldPending().catch(() => undefined);
   }
 
   async businessTotals(): Promise<BusinessTotals[]> {
@@ -431,6 +445,7 @@ export class SqlStore implements Store {
       ),
     );
     const result = parseJson(row!.result);
+    await this.#foldAfterRead(Number(result.unfolded ?? 0));
     const { conversations, ...totals } = result.totals as AnalyticsWindow['totals'];
     return {
       business_id: businessId,
