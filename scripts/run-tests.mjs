@@ -39,6 +39,7 @@ export const TEST_FILES = [
   'test/infra.test.ts',
   'test/dockerfiles.test.ts',
   'test/perf.test.ts',
+  'test/fanout.test.ts',
   'test/client.test.ts',
   'test/fuzz.test.ts',
   'test/security.test.ts',
