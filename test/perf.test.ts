@@ -55,8 +55,10 @@ describe('performance benchmarks (tiny run)', { skip: skipPostgres }, () => {
   });
 
   it('scale: seeds through the write path and measures both endpoints', async () => {
-    const r = await scale('postgres', 200, 1000, 5);
+    const r = await scale('postgres', 200, 1000, 5, 300);
     assert.equal(r.large.events, 1000);
+    assert.equal(r.tail.events, 1300);
+    assert.equal(r.tail.unfolded, 300);
     assert.ok(r.small.metricsMs > 0 && r.large.analyticsMs > 0);
     assert.ok(r.large.metricsBytes >= r.small.metricsBytes);
   });

@@ -27,6 +27,7 @@ Needs the local PostgreSQL (127.0.0.1:5432, or BENCH_DATABASE_URL) and wrk (apt-
   --seconds N         wrk duration per throughput run (default 15)
   --small N           events for the small scale point (default 10000)
   --large N           events for the large scale point (default 1000000)
+  --tail N            events stored unfolded on top of the large point (default 50000)
   --backends LIST     scale backends: postgres,pglite (default both)
   --json FILE         also write the results as JSON (default reports/perf-<time>.json)
   --strict            exit 1 when a target is missed
@@ -41,6 +42,7 @@ const { values, positionals } = parseArgs({
     seconds: { type: 'string' },
     small: { type: 'string' },
     large: { type: 'string' },
+    tail: { type: 'string' },
     backends: { type: 'string', default: 'postgres,pglite' },
     json: { type: 'string' },
     strict: { type: 'boolean', default: false },
@@ -70,6 +72,7 @@ const iterations = num(values.iterations, 5000, 50000, 'iterations');
 const seconds = num(values.seconds, 4, 15, 'seconds');
 const small = num(values.small, 2000, 10_000, 'small');
 const large = num(values.large, 20_000, 1_000_000, 'large');
+const tail = num(values.tail, 5_000, 50_000, 'tail');
 const backends = values.backends!.split(',').map((b) => b.trim()) as ('postgres' | 'pglite')[];
 
 console.log(`mlops-service performance benchmarks — ${machine()}`);
@@ -97,7 +100,7 @@ for (const name of selected) {
     met.throughput = printThroughput(r);
   } else if (name === 'scale') {
     const rows: ScaleRow[] = [];
-    for (const backend of backends) rows.push(await scale(backend, small, large, values.quick ? 20 : 100));
+    for (const backend of backends) rows.push(await scale(backend, small, large, values.quick ? 20 : 100, tail));
     results.scale = rows;
     met.scale = printScale(rows);
   }

@@ -1,10 +1,10 @@
 /**
- * The aggregate tables and the one generator of every statement that maintains them.
+ * The aggregate tables and the one generator of every statement that maintains or reads them.
  *
- * Each table is a GROUP BY over event rows. The same definition is applied to three sources:
- * the rows just inserted (write path), all stored events (refresh) and the rows being deleted by
- * retention (purge, moved from live to archived). Generating all three from one definition is
- * what keeps them from drifting apart.
+ * Each table is a GROUP BY over event rows. The same definition is applied to every source: the
+ * events a fold takes off the queue, all folded events (refresh), the rows retention deletes
+ * (purge, moved from live to archived), and the unfolded tail a read adds (`withTailSql`).
+ * Generating all of them from one definition is what keeps them from drifting apart.
  */
 import { latencyBucketSql, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 
