@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/core/config.ts';
+import { parseDatabaseUrl } from '../../src/storage/postgres.ts';
 
 const problems = (env: Record<string, string>) => {
   try {
@@ -36,6 +37,27 @@ describe('configuration', () => {
     assert.ok(p.some((x) => x.startsWith('LOG_LEVEL')));
     assert.ok(p.some((x) => x.startsWith('CORS_ORIGINS')));
     assert.ok(p.some((x) => x.startsWith('BASE_PATH')));
+  });
+
+  it('reads the pooled mode and the fold settings', () => {
+    const c = loadConfig({});
+    assert.equal(c.dbPooled, undefined, 'unset: decided from the host');
+    assert.equal(c.foldEvery, 200);
+    assert.equal(c.foldIntervalMs, 1000);
+    const set = loadConfig({ DB_POOLED: 'true', FOLD_EVERY_EVENTS: '50', FOLD_INTERVAL_MS: '0' });
+    assert.deepEqual([set.dbPooled, set.foldEvery, set.foldIntervalMs], [true, 50, 0]);
+    assert.equal(loadConfig({ DB_POOLED: 'false' }).dbPooled, false);
+    const p = problems({ DB_POOLED: 'maybe', FOLD_EVERY_EVENTS: '0' });
+    assert.ok(p.some((x) => x.startsWith('DB_POOLED')));
+    assert.ok(p.some((x) => x.startsWith('FOLD_EVERY_EVENTS')));
+  });
+
+  it('treats a Neon -pooler host as pooled unless DB_POOLED says otherwise', () => {
+    const neon = 'postgresql://u:p@ep-cool-1-pooler.us-east-1.aws.neon.tech/db?sslmode=require';
+    assert.equal(parseDatabaseUrl(neon).pooled, true);
+    assert.equal(parseDatabaseUrl(neon, false).pooled, false);
+    assert.equal(parseDatabaseUrl('postgresql://u:p@db.example.supabase.co:6543/postgres').pooled, false);
+    assert.equal(parseDatabaseUrl('postgresql://u:p@db.example.supabase.co:6543/postgres', true).pooled, true);
   });
 
   it('rejects a non-PostgreSQL DATABASE_URL without echoing it', () => {
