@@ -218,6 +218,13 @@ export interface FoldPolicy {
 
 const DEFAULT_FOLD: FoldPolicy = { every: 200, mode: 'background', inlineBudgetMs: 250, chunk: 5000 };
 
+/**
+ * Folded queue rows leave dead tuples that every read's tail scan would step over until a vacuum;
+ * autovacuum is tuned for the queue (migration 0002) but wakes once a minute at best, and PGlite
+ * has none. So a fold loop that may take its time vacuums the queue itself past this many.
+ */
+const VACUUM_QUEUE_AFTER = 20_000;
+
 /** Events per purge transaction: each DELETE stays far inside any statement timeout. */
 const PURGE_CHUNK = 5000;
 /** Conversation-day keys are kept this long (the longest analytics window), past raw-event retention. */
@@ -238,6 +245,8 @@ export class SqlStore implements Store {
   #sinceFold = 0;
   /** The fold loop of this process, when one runs: callers share it. */
   #folding: Promise<FoldReport> | undefined;
+  /** Queue rows this process deleted since it last vacuumed the queue. */
+  #foldedSinceVacuum = 0;
   readonly #foldStats = { folds: 0, folded: 0, busy: 0, failures: 0 };
 
   constructor(db: SqlExecutor, options: SqlStoreOptions) {
@@ -325,12 +334,18 @@ export class SqlStore implements Store {
         report.chunks++;
         this.#foldStats.folds++;
         this.#foldStats.folded += folded;
+        this.#foldedSinceVacuum += folded;
         if (folded < this.#fold.chunk) {
           report.drained = true;
           break;
         }
         if (maxChunks !== undefined && report.chunks >= maxChunks) break;
         if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
+      }
+      // Not in a request's inline fold: a vacuum is a few ms per 10k dead rows, but not budgeted.
+      if (this.#foldedSinceVacuum >= VACUUM_QUEUE_AFTER && (budgetMs === undefined || budgetMs >= 1000)) {
+        this.#foldedSinceVacuum = 0;
+        await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM ${FOLD_QUEUE}`)), 30_000);
       }
     } catch (error) {
       this.#foldStats.failures++;

@@ -37,6 +37,10 @@ CREATE TABLE mlops.fold_queue (
   id BIGINT NOT NULL,
   PRIMARY KEY (business_id, id)
 );
+-- A queue: rows live seconds, dead tuples pile up at the rate of writes. Vacuum it after 10k dead
+-- rows whatever its size, without throttling (it is small), so reads' tail scans stay short.
+ALTER TABLE mlops.fold_queue SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+  autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000);
 
 CREATE TABLE mlops.daily_latency_buckets (
   business_id VARCHAR(255) NOT NULL,
