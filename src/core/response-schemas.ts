@@ -95,6 +95,7 @@ export const batchResponseSchema = z.object({
 
 const refreshReport = z.object({
   events_scanned: int,
+  unfolded_events: int.check(z.describe('Events stored but not yet folded: counted by reads from the queue, folded later')),
   businesses: int,
   tables: z.array(z.object({ table: z.string(), rows_before: int, rows_after: int })),
   drift: z.array(z.object({ business_id: z.string(), before: num, after: num })),
