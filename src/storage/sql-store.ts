@@ -341,18 +341,23 @@ export class SqlStore implements Store {
         }
         if (maxChunks !== undefined && report.chunks >= maxChunks) break;
         if (budgetMs !== undefined && performance.now() - started >= budgetMs) break;
+        // Also between chunks: each chunk's scan steps over the dead rows of the ones before it.
+        await this.#vacuumQueueIfDue(budgetMs);
       }
-      // Not in a request's inline fold: a vacuum is a few ms per 10k dead rows, but not budgeted.
-      if (this.#foldedSinceVacuum >= VACUUM_QUEUE_AFTER && (budgetMs === undefined || budgetMs >= 1000)) {
-        this.#foldedSinceVacuum = 0;
-        await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM ${FOLD_QUEUE}`)), 30_000);
-      }
+      await this.#vacuumQueueIfDue(budgetMs);
     } catch (error) {
       this.#foldStats.failures++;
       throw error;
     }
     report.duration_ms = Math.round(performance.now() - started);
     return report;
+  }
+
+  /** Not in a request's inline fold: a vacuum is a few ms per 10k dead rows, but not budgeted. */
+  async #vacuumQueueIfDue(budgetMs: number | undefined): Promise<void> {
+    if (this.#foldedSinceVacuum < VACUUM_QUEUE_AFTER || (budgetMs !== undefined && budgetMs < 1000)) return;
+    this.#foldedSinceVacuum = 0;
+    await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM ${FOLD_QUEUE}`)), 30_000);
   }
 
   /** One fold transaction; undefined when another transaction holds the fold lock. */
