@@ -144,6 +144,30 @@ for (const backend of BACKENDS) {
       await assertEqualsFreshRecount(store, 'after a chunked purge');
       assert.equal((await store.analyticsWindow('purge-chunks', 60)).totals.conversations, 11, 'and after a refresh');
     });
+
+    it('keeps the daily history when a purge dies between chunks and a refresh runs', async () => {
+      const old = events(20, ['purge-dies']).map((e, i) => ({ ...e, created_at: dayOffset(45 - (i % 2)) }));
+      const poison = { ...events(1, ['purge-dies'])[0]!, created_at: dayOffset(43), event_id: 'poison' };
+      await store.insertEvents([...old, poison]);
+      await store.foldPending();
+      const before = await store.analyticsWindow('purge-dies', 60);
+      // The later chunk that would delete 'poison' fails: the purge stops after committing some chunks.
+      await t.raw.exec(`CREATE FUNCTION mlops.test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF OLD.event_id = 'poison' THEN RAISE EXCEPTION 'purge interrupted'; END IF; RETURN OLD; END $$;
+        CREATE TRIGGER refuse_poison BEFORE DELETE ON mlops.ai_metrics FOR EACH ROW EXECUTE FUNCTION mlops.test_refuse();`);
+      try {
+        await assert.rejects(store.purgeBefore(dayOffset(30).slice(0, 10)), /purge interrupted/);
+      } finally {
+        await t.raw.exec(`DROP TRIGGER refuse_poison ON mlops.ai_metrics; DROP FUNCTION mlops.test_refuse()`);
+      }
+      const [row] = await t.raw.query<{ n: number }>(`SELECT count(*)::int AS n FROM mlops.ai_metrics WHERE business_id = 'purge-dies'`);
+      assert.ok(row!.n > 0 && row!.n < 21, `some chunks committed (${row!.n} of 21 events left)`);
+      const refreshed = await store.refreshAggregates({ force: true });
+      assert.ok(refreshed.status === 'done');
+      const after = await store.analyticsWindow('purge-dies', 60);
+      assert.equal(after.totals.requests, before.totals.requests, 'refresh erased the purged days');
+      assert.deepEqual(after.daily, before.daily);
+    });
   });
 }
 

@@ -3,7 +3,7 @@
  * return JSON built in SQL: one statement per answer gives a consistent snapshot and the same
  * JavaScript types from both drivers.
  */
-import { aggregateTable, AGGREGATES, FOLD_QUEUE, FOLDED_EVENTS, SCHEMA, tailEventsSql, upsertSql, withTailSql } from './aggregates.ts';
+import { aggregateTable, AGGREGATES, eventById, FOLD_QUEUE, FOLDED_EVENTS, SCHEMA, tailEventsSql, upsertSql, withTailSql } from './aggregates.ts';
 import { isRetryableConflict, isUnavailableError, StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
 import { PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
@@ -40,11 +40,13 @@ const FOLD_LOCK = `hashtext('mlops-service:fold')`;
  */
 const INSERT_SQL = (() => {
   const names = EVENT_COLUMNS.map(([n]) => n);
-  const recordset = [...EVENT_COLUMNS.map(([n, t]) => `${n} ${t}`), 'created_at timestamp', 'ord integer'].join(', ');
+  const recordset = [...EVENT_COLUMNS.map(([n, t]) => `${n} ${t}`), 'created_at timestamptz', 'ord integer'].join(', ');
   const ctes = [
     `input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${recordset}))`,
     `ins AS (INSERT INTO ${SCHEMA}.ai_metrics (${names.join(', ')}, created_at)
-      SELECT ${names.join(', ')}, coalesce(created_at, now() AT TIME ZONE 'utc') FROM input ORDER BY ord
+      SELECT ${names.join(', ')}, coalesce(created_at, now()) AT TIME ZONE 'utc' FROM input
+      -- Key order: two batches sharing event ids take their index locks in one order, never a deadlock.
+      ORDER BY business_id, event_id, ord
       ON CONFLICT (business_id, event_id) DO NOTHING RETURNING id, business_id, event_id, created_at)`,
     `queued AS (INSERT INTO ${FOLD_QUEUE} (business_id, id) SELECT business_id, id FROM ins)`,
   ];
@@ -87,7 +89,7 @@ const METRICS_SQL = `WITH ${ALL_TAIL} SELECT json_build_object(
   'unfolded', (SELECT count(*) FROM tail)
 ) AS snapshot`;
 
-const inWindow = { stored: 'business_id = $1 AND day >= from_day', tail: 'e.day >= from_day' };
+const inWindow = { stored: 'business_id = $1 AND day >= from_day AND day <= to_day', tail: 'e.day >= from_day AND e.day <= to_day' };
 
 /** $1 business, $2 days. The window is the last $2 UTC days, today included. */
 const ANALYTICS_SQL = `WITH bounds AS (
@@ -128,7 +130,7 @@ const FOLD_SQL = (() => {
   const ctes = [
     `taken AS (DELETE FROM ${FOLD_QUEUE} WHERE (business_id, id) IN (
         SELECT business_id, id FROM ${FOLD_QUEUE} LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING id)`,
-    `src AS (SELECT e.* FROM ${SCHEMA}.ai_metrics e JOIN taken t ON e.id = t.id)`,
+    `src AS (SELECT e.* FROM taken t CROSS JOIN LATERAL ${eventById('t.id')} e)`,
     ...AGGREGATES.map((table, i) => `agg${i} AS (${upsertSql(table, 'src')})`),
   ];
   return `WITH ${ctes.join(',\n')} SELECT count(*)::int AS folded FROM taken`;
@@ -274,6 +276,8 @@ export class SqlStore implements Store {
       this.#db.transaction(async (tx) => {
         // Transaction-scoped lock: a second instance waits here, then finds the work done.
         await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`);
+        // A migration may rewrite a large table (0002): no statement timeout for this transaction.
+        await tx.query(`SELECT set_config('statement_timeout', '0', true)`);
         await tx.exec(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
           CREATE TABLE IF NOT EXISTS ${SCHEMA}.schema_migrations (
             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
@@ -357,7 +361,11 @@ export class SqlStore implements Store {
   async #vacuumQueueIfDue(budgetMs: number | undefined): Promise<void> {
     if (this.#foldedSinceVacuum < VACUUM_QUEUE_AFTER || (budgetMs !== undefined && budgetMs < 1000)) return;
     this.#foldedSinceVacuum = 0;
-    await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM ${FOLD_QUEUE}`)), 30_000);
+    // TRUNCATE false: truncating the emptied tail pages would take an ACCESS EXCLUSIVE lock that
+    // makes writers wait. A failed vacuum is only a missed clean-up: the fold itself committed.
+    await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM (TRUNCATE false) ${FOLD_QUEUE}`)), 30_000).catch(() => {
+      this.#foldStats.failures++;
+    });
   }
 
   /** One fold transaction; undefined when another transaction holds the fold lock. */
@@ -570,6 +578,13 @@ export class SqlStore implements Store {
         this.#db.transaction(async (tx) => {
           // The fold lock keeps the set of folded events still while a chunk moves its totals.
           await tx.query(`SELECT pg_advisory_xact_lock(${FOLD_LOCK})`);
+          // The watermark commits with the first deletion: a refresh between chunks (or after a
+          // purge that died half-way) must keep the daily rows of the days being purged.
+          await tx.query(
+            `INSERT INTO ${SCHEMA}.service_state (key, value) VALUES ('purged_before', $1)
+             ON CONFLICT (key) DO UPDATE SET value = greatest(service_state.value, excluded.value)`,
+            [cutoffDay],
+          );
           const [row] = await tx.query<{ deleted: number }>(purgeChunk, [cutoffDay, this.#purgeChunk]);
           return Number(row!.deleted);
         }),
@@ -580,15 +595,8 @@ export class SqlStore implements Store {
     }
     await this.#guard(() =>
       this.#db.transaction(async (tx) => {
-        await tx.query(
-          `DELETE FROM ${SCHEMA}.conversation_days WHERE day < $1::date - ${CONVERSATION_DAYS_KEPT}`,
-          [cutoffDay],
-        );
-        await tx.query(
-          `INSERT INTO ${SCHEMA}.service_state (key, value) VALUES ('purged_before', $1)
-           ON CONFLICT (key) DO UPDATE SET value = greatest(service_state.value, excluded.value)`,
-          [cutoffDay],
-        );
+        await tx.query(`SELECT pg_advisory_xact_lock(${FOLD_LOCK})`);
+        await tx.query(`DELETE FROM ${SCHEMA}.conversation_days WHERE day < $1::date - ${CONVERSATION_DAYS_KEPT}`, [cutoffDay]);
       }),
     );
     return { cutoff_day: cutoffDay, events_deleted: deleted, chunks };

@@ -39,8 +39,11 @@ CREATE TABLE mlops.fold_queue (
 );
 -- A queue: rows live seconds, dead tuples pile up at the rate of writes. Vacuum it after 10k dead
 -- rows whatever its size, without throttling (it is small), so reads' tail scans stay short.
+-- No truncation of emptied pages: it takes an ACCESS EXCLUSIVE lock that writers would wait for.
+-- (autovacuum_vacuum_insert_*: PostgreSQL 13 or later.)
 ALTER TABLE mlops.fold_queue SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
-  autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000);
+  autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000,
+  vacuum_truncate = false);
 
 CREATE TABLE mlops.daily_latency_buckets (
   business_id VARCHAR(255) NOT NULL,
@@ -52,7 +55,11 @@ CREATE TABLE mlops.daily_latency_buckets (
 
 INSERT INTO mlops.daily_latency_buckets (business_id, day, bucket, requests)
   SELECT business_id, created_at::date, ${latencyBucketSql('response_time_ms')}, count(*)
-  FROM mlops.ai_metrics GROUP BY 1, 2, 3;
+  FROM mlops.ai_metrics
+  -- Days before the watermark are converted from the old ladder below (raw events imported there
+  -- after a purge were already in the old ladder too).
+  WHERE created_at >= coalesce((SELECT value::date FROM mlops.service_state WHERE key = 'purged_before'), '-infinity'::date)
+  GROUP BY 1, 2, 3;
 
 INSERT INTO mlops.daily_latency_buckets (business_id, day, bucket, requests)
   SELECT l.business_id, l.day, ${latencyBucketSql('v.mid')}, sum(v.n)
