@@ -221,11 +221,17 @@ export interface FoldPolicy {
 const DEFAULT_FOLD: FoldPolicy = { every: 200, mode: 'background', inlineBudgetMs: 250, chunk: 5000 };
 
 /**
- * Folded queue rows leave dead tuples that every read's tail scan would step over until a vacuum;
- * autovacuum is tuned for the queue (migration 0002) but wakes once a minute at best, and PGlite
- * has none. So a fold loop that may take its time vacuums the queue itself past this many.
+ * Folded queue rows leave dead tuples that every read's tail scan would step over until a vacuum,
+ * and so do the lifetime aggregate rows each fold rewrites; autovacuum is tuned for them
+ * (migration 0002) but wakes once a minute at best, and PGlite has none. So a fold loop that may
+ * take its time vacuums them itself past this many folded events. Truncation stays on: it takes
+ * the queue's lock only when no writer asks for it (PostgreSQL gives it up within ~20 ms).
  */
 const VACUUM_QUEUE_AFTER = 20_000;
+
+const VACUUM_SQL = [FOLD_QUEUE, ...AGGREGATES.filter((t) => t.scope === 'lifetime').map((t) => `${SCHEMA}.${t.name}`)]
+  .map((table) => `VACUUM (ANALYZE) ${table};`)
+  .join('\n');
 
 /** Events per purge transaction: each DELETE stays far inside any statement timeout. */
 const PURGE_CHUNK = 5000;
@@ -361,9 +367,9 @@ export class SqlStore implements Store {
   async #vacuumQueueIfDue(budgetMs: number | undefined): Promise<void> {
     if (this.#foldedSinceVacuum < VACUUM_QUEUE_AFTER || (budgetMs !== undefined && budgetMs < 1000)) return;
     this.#foldedSinceVacuum = 0;
-    // TRUNCATE false: truncating the emptied tail pages would take an ACCESS EXCLUSIVE lock that
-    // makes writers wait. A failed vacuum is only a missed clean-up: the fold itself committed.
-    await this.#deadline(this.#guard(() => this.#db.exec(`VACUUM (TRUNCATE false) ${FOLD_QUEUE}`)), 30_000).catch(() => {
+    // Every fold rewrites the lifetime rows it touches, so those small tables bloat as fast as the
+    // queue, and /metrics reads them whole. A failed vacuum is only a missed clean-up.
+    await this.#deadline(this.#guard(() => this.#db.exec(VACUUM_SQL)), 60_000).catch(() => {
       this.#foldStats.failures++;
     });
   }

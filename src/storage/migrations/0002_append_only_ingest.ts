@@ -37,13 +37,16 @@ CREATE TABLE mlops.fold_queue (
   id BIGINT NOT NULL,
   PRIMARY KEY (business_id, id)
 );
--- A queue: rows live seconds, dead tuples pile up at the rate of writes. Vacuum it after 10k dead
--- rows whatever its size, without throttling (it is small), so reads' tail scans stay short.
--- No truncation of emptied pages: it takes an ACCESS EXCLUSIVE lock that writers would wait for.
--- (autovacuum_vacuum_insert_*: PostgreSQL 13 or later.)
+-- A queue: rows live seconds, dead tuples pile up at the rate of writes; the lifetime aggregates
+-- are small but every fold rewrites their touched rows. Vacuum them after 10k dead rows whatever
+-- their size, unthrottled (autovacuum_vacuum_insert_*: PostgreSQL 13 or later).
 ALTER TABLE mlops.fold_queue SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
   autovacuum_vacuum_cost_delay = 0, autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 10000,
-  vacuum_truncate = false);
+  autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 10000);
+ALTER TABLE mlops.agg_requests SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE mlops.agg_business SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE mlops.agg_model SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE mlops.agg_latency SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0);
 
 CREATE TABLE mlops.daily_latency_buckets (
   business_id VARCHAR(255) NOT NULL,
