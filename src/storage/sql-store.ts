@@ -62,13 +62,16 @@ const EXISTING_SQL = `SELECT m.id, m.business_id, m.event_id, to_char(m.created_
 
 const tail = (table: string, filter?: Parameters<typeof withTailSql>[2]) => withTailSql(aggregateTable(table), 'tail', filter);
 
-/** Per-business lifetime totals; reads the CTE `tail` of the statement it is part of. */
+/**
+ * Per-business lifetime totals; reads the CTE `tail` of the statement it is part of. `withTailSql`
+ * already yields one row per key, so nothing is grouped twice: at a million events the second
+ * hash aggregate pushed /metrics past work_mem (4 MB) into temporary files.
+ */
 const BUSINESS_TOTALS_BODY = `SELECT coalesce(json_agg(b ORDER BY b.business_id), '[]'::json) FROM (
   SELECT business_id, ${['requests', 'response_time_ms_sum', 'success_rate_sum', 'tokens_used', 'api_cost_usd',
-    'appointments_requested', 'appointments_booked', 'handoffs_error', 'handoffs_complex', 'errors']
-    .map((c) => `sum(${c}) AS ${c}`).join(', ')},
-    to_char(min(first_event_at), ${ISO}) AS first_event_at, to_char(max(last_event_at), ${ISO}) AS last_event_at
-  FROM ${tail('agg_business')} x GROUP BY business_id) b`;
+    'appointments_requested', 'appointments_booked', 'handoffs_error', 'handoffs_complex', 'errors'].join(', ')},
+    to_char(first_event_at, ${ISO}) AS first_event_at, to_char(last_event_at, ${ISO}) AS last_event_at
+  FROM ${tail('agg_business')} x) b`;
 
 const ALL_TAIL = `tail AS (${tailEventsSql()})`;
 
@@ -77,12 +80,10 @@ const BUSINESS_TOTALS_SQL = `WITH ${ALL_TAIL} SELECT (${BUSINESS_TOTALS_BODY}) A
 /** Everything `/metrics` prints, in one statement: one snapshot of aggregates + tail. */
 const METRICS_SQL = `WITH ${ALL_TAIL} SELECT json_build_object(
   'requests', (SELECT coalesce(json_agg(r ORDER BY r.business_id, r.response_type, r.intent), '[]'::json) FROM (
-      SELECT business_id, response_type, intent, sum(requests) AS requests
-      FROM ${tail('agg_requests')} x GROUP BY 1, 2, 3) r),
+      SELECT business_id, response_type, intent, requests FROM ${tail('agg_requests')} x) r),
   'businesses', (${BUSINESS_TOTALS_BODY}),
   'models', (SELECT coalesce(json_agg(m ORDER BY m.business_id, m.model_name), '[]'::json) FROM (
-      SELECT business_id, model_name, sum(requests) AS requests, sum(tokens_used) AS tokens_used,
-        sum(api_cost_usd) AS api_cost_usd FROM ${tail('agg_model')} x GROUP BY 1, 2) m),
+      SELECT business_id, model_name, requests, tokens_used, api_cost_usd FROM ${tail('agg_model')} x) m),
   'latency', (SELECT json_build_object('count', coalesce(sum(count), 0), 'sum_ms', coalesce(sum(sum_ms), 0),
       'cumulative', json_build_array(${PROMETHEUS_BUCKETS_MS.map((le) => `coalesce(sum(le_${le}), 0)`).join(', ')}))
     FROM ${tail('agg_latency')} x),
