@@ -199,6 +199,11 @@ export interface SqlStoreOptions {
   fold?: Partial<FoldPolicy>;
   /** Events per purge transaction (default PURGE_CHUNK). */
   purgeChunk?: number;
+  /**
+   * A statement run before each aggregate read, in the same transaction (session settings a
+   * pooler does not let a connection keep, e.g. JIT off).
+   */
+  readSettings?: string;
 }
 
 /**
@@ -250,6 +255,7 @@ export class SqlStore implements Store {
   readonly #operationTimeoutMs: number | undefined;
   readonly #fold: FoldPolicy;
   readonly #purgeChunk: number;
+  readonly #readSettings: string | undefined;
   /** Events this process stored since it last folded. */
   #sinceFold = 0;
   /** The fold loop of this process, when one runs: callers share it. */
@@ -263,6 +269,7 @@ export class SqlStore implements Store {
     this.#operationTimeoutMs = options.operationTimeoutMs;
     this.#fold = { ...DEFAULT_FOLD, ...options.fold };
     this.#purgeChunk = options.purgeChunk ?? PURGE_CHUNK;
+    this.#readSettings = options.readSettings;
     this.#sql = options.sessionFunctions ? SESSION : DIRECT;
     this.kind = options.kind;
     this.description = options.description;
@@ -390,6 +397,16 @@ export class SqlStore implements Store {
     ), deadlineMs);
   }
 
+  /** An aggregate read, after `readSettings` in one transaction when there are any. */
+  #read<T>(text: string, params?: unknown[]): Promise<T[]> {
+    const settings = this.#readSettings;
+    if (!settings) return this.#db.query<T>(text, params);
+    return this.#db.transaction(async (tx) => {
+      await tx.query(settings);
+      return tx.query<T>(text, params);
+    });
+  }
+
   /** Events stored and not yet folded (the tail every read adds to the aggregates). */
   async unfoldedCount(): Promise<number> {
     const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${FOLD_QUEUE}`)));
@@ -450,7 +467,7 @@ export class SqlStore implements Store {
 
   async metricsSnapshot(): Promise<MetricsSnapshot> {
     const [row] = await this.#deadline(
-      this.#guard(() => this.#db.query<{ snapshot: (MetricsSnapshot & { unfolded: number }) | string }>(this.#sql.metrics)),
+      this.#guard(() => this.#read<{ snapshot: (MetricsSnapshot & { unfolded: number }) | string }>(this.#sql.metrics)),
     );
     const { unfolded, ...snapshot } = parseJson(row!.snapshot);
     await this.#foldAfterRead(Number(unfolded));
@@ -469,14 +486,14 @@ export class SqlStore implements Store {
   }
 
   async businessTotals(): Promise<BusinessTotals[]> {
-    const [row] = await this.#deadline(this.#guard(() => this.#db.query<{ rows: BusinessTotals[] | string }>(this.#sql.totals)));
+    const [row] = await this.#deadline(this.#guard(() => this.#read<{ rows: BusinessTotals[] | string }>(this.#sql.totals)));
     return parseJson(row!.rows);
   }
 
   async analyticsWindow(businessId: string, days: number): Promise<AnalyticsWindow> {
     const [row] = await this.#deadline(
       this.#guard(() =>
-        this.#db.query<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
+        this.#read<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
       ),
     );
     const result = parseJson(row!.result);
