@@ -22,10 +22,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chownSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { freePort } from './free-port.ts';
 
 export interface PgBouncer {
   port: number;
@@ -56,17 +56,6 @@ export function pgbouncerBinary(): string | undefined {
   const r = spawnSync('sh', ['-c', 'command -v pgbouncer'], { encoding: 'utf8' });
   const p = r.status === 0 ? r.stdout.trim() : '';
   return p && existsSync(p) ? p : undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function postgresUser(): { uid: number; gid: number } | undefined {
