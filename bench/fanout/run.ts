@@ -73,34 +73,11 @@ export interface RunResult extends RunSpec {
   workers: WorkerResult[];
 }
 
-/** The peer's table: the columns and indexes of mlops.ai_metrics (unique business_id + event_id for idempotency). */
-export const PEER_TABLE = `
-CREATE TABLE public.peer_events (
-  id BIGSERIAL PRIMARY KEY,
-  business_id VARCHAR(255) NOT NULL,
-  conversation_id VARCHAR(255),
-  session_id VARCHAR(255) NOT NULL,
-  response_time_ms INTEGER NOT NULL,
-  success_rate DECIMAL(5,4) NOT NULL,
-  tokens_used INTEGER NOT NULL,
-  prompt_tokens INTEGER,
-  completion_tokens INTEGER,
-  api_cost_usd DECIMAL(10,6) NOT NULL,
-  model_name VARCHAR(100) NOT NULL,
-  intent_detected VARCHAR(50) NOT NULL,
-  appointment_requested BOOLEAN DEFAULT FALSE,
-  human_handoff_requested BOOLEAN DEFAULT FALSE,
-  appointment_booked BOOLEAN DEFAULT FALSE,
-  user_message_length INTEGER NOT NULL,
-  ai_response_length INTEGER NOT NULL,
-  response_type VARCHAR(50) NOT NULL,
-  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-  event_id VARCHAR(255) NOT NULL,
-  user_satisfaction DOUBLE PRECISION
-);
-CREATE UNIQUE INDEX peer_events_business_event_key ON public.peer_events (business_id, event_id);
-CREATE INDEX peer_events_created_at_idx ON public.peer_events (created_at);
-`;
+/**
+ * The peer's table: the columns, defaults and indexes of mlops.ai_metrics (unique business_id +
+ * event_id for idempotency), taken from the migrated schema so the two cannot drift apart.
+ */
+export const PEER_TABLE = 'CREATE TABLE public.peer_events (LIKE mlops.ai_metrics INCLUDING DEFAULTS INCLUDING INDEXES)';
 
 const WORKER = join(ROOT, 'bench/fanout/worker.mjs');
 const PEER = join(ROOT, 'bench/fanout/peer-handler.mjs');

@@ -320,7 +320,7 @@ export class SqlStore implements Store {
     const outcomes = await this.#batcher.submit(events, deadline ? { deadlineMs: deadline } : {});
     this.#sinceFold += outcomes.reduce((n, o) => n + (o.duplicate ? 0 : 1), 0);
     // A failed fold is retried by the next trigger; the events are stored and read from the tail.
-    if (this.#sinceFold >= this.#fold.every) await this.#foldAfterRead(this.#sinceFold);
+    await this.#foldIfDue(this.#sinceFold);
     return outcomes;
   }
 
@@ -470,16 +470,16 @@ export class SqlStore implements Store {
       this.#guard(() => this.#read<{ snapshot: (MetricsSnapshot & { unfolded: number }) | string }>(this.#sql.metrics)),
     );
     const { unfolded, ...snapshot } = parseJson(row!.snapshot);
-    await this.#foldAfterRead(Number(unfolded));
+    await this.#foldIfDue(Number(unfolded));
     return snapshot;
   }
 
   /**
    * Starts a fold once `every` events are waiting: after this process's own writes, or when a read
-   * had to add a long tail (a quiet writer left it, or the timer is off) starts a fold,
-   * so the reads after it are cheap again; inline mode bounds it by the fold budget.
+   * met a tail that long (a quiet writer left it, or the timer is off), so later reads are cheap
+   * again. Background mode does not wait for it; inline mode waits, within the fold budget.
    */
-  async #foldAfterRead(unfolded: number): Promise<void> {
+  async #foldIfDue(unfolded: number): Promise<void> {
     if (unfolded < this.#fold.every) return;
     if (this.#fold.mode === 'inline') await this.foldPending({ budgetMs: this.#fold.inlineBudgetMs }).catch(() => undefined);
     else void this.foldPending().catch(() => undefined);
@@ -497,7 +497,7 @@ export class SqlStore implements Store {
       ),
     );
     const result = parseJson(row!.result);
-    await this.#foldAfterRead(Number(result.unfolded ?? 0));
+    await this.#foldIfDue(Number(result.unfolded ?? 0));
     const { conversations, ...totals } = result.totals as AnalyticsWindow['totals'];
     return {
       business_id: businessId,

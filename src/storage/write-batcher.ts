@@ -46,7 +46,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** The deadline passed before the job's commit started: it was dropped and nothing was stored. */
 export class WriteNotStartedError extends StoreUnavailableError {
   readonly code = 'write_not_started';
-  readonly retryAfterSeconds = 1;
   constructor(readonly deadlineMs: number) {
     super(`The write was not started within ${deadlineMs} ms; nothing was stored`);
   }
@@ -55,7 +54,6 @@ export class WriteNotStartedError extends StoreUnavailableError {
 /** The deadline passed while the job's commit was in flight: it may or may not have been stored. */
 export class WriteOutcomeUnknownError extends StoreUnavailableError {
   readonly code = 'write_outcome_unknown';
-  readonly retryAfterSeconds = 1;
   constructor(readonly deadlineMs: number) {
     super(`The database did not confirm the write within ${deadlineMs} ms; it may still be stored: retry with the same event_id`);
   }
@@ -64,7 +62,6 @@ export class WriteOutcomeUnknownError extends StoreUnavailableError {
 /** Too many items already wait for a commit: the job was refused and nothing was stored. */
 export class WriteQueueFullError extends StoreUnavailableError {
   readonly code = 'write_queue_full';
-  readonly retryAfterSeconds = 1;
   constructor(readonly maxQueuedItems: number) {
     super(`The write queue is full (${maxQueuedItems} items waiting); nothing was stored: retry later`);
   }

