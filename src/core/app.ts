@@ -7,7 +7,7 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { getPath } from 'hono/utils/url';
-import { StoreUnavailableError } from '../storage/errors.ts';
+import { StoreDataError, StoreUnavailableError } from '../storage/errors.ts';
 import { createKeyRing, presentedKey } from './auth.ts';
 import { corsMiddleware } from './cors.ts';
 import type { AppContext, AppDeps, AppEnv } from './context.ts';
@@ -155,6 +155,11 @@ export function createApp(deps: AppDeps) {
         { error: status >= 500 ? 'internal_error' : 'bad_request', message: error.message || 'Bad request', request_id: requestId },
         status as 400,
       );
+    }
+    if (error instanceof StoreDataError) {
+      // Validation lets through only what the store should take; a refusal left is still the data's.
+      log.warn('database refused request data', { sqlstate: error.sqlState, err: error.message });
+      return c.json<ErrorBody>({ error: 'invalid_data', message: error.message, request_id: requestId }, 400);
     }
     if (error instanceof StoreNotConfiguredError) {
       log.warn('store not configured', { err: error.message });

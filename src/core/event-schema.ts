@@ -5,6 +5,7 @@
  */
 import * as z from 'zod/mini';
 import type { NewEvent } from '../storage/types.ts';
+import { isStorableText, textProblem } from './text.ts';
 
 const INT4_MAX = 2_147_483_647;
 
@@ -18,6 +19,7 @@ const text = (field: string, min: number, max: number, description: string, requ
   z.string({ error: typeError(field, 'a string', required) }).check(
     z.minLength(min, `${field} must be at least ${min} character${min === 1 ? '' : 's'}`),
     z.maxLength(max, `${field} must be at most ${max} characters`),
+    z.refine(isStorableText, { error: (issue) => `${field} ${textProblem(String(issue.input))}` }),
     z.describe(description),
   );
 

@@ -9,6 +9,27 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * The database refused a value of the request (SQLSTATE class 22, data exception: a character it
+ * cannot store, a number out of a column's range…). The request's fault, so a 400, never a 500;
+ * nothing of the request was stored (its statement failed as a whole).
+ */
+export class StoreDataError extends Error {
+  override readonly name = 'StoreDataError';
+  constructor(
+    message: string,
+    readonly sqlState: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function isDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
+}
+
 /** The database refused the service's own data directory or configuration at start-up. */
 export class StoreStartupError extends Error {
   override readonly name = 'StoreStartupError';

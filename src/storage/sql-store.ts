@@ -4,7 +4,7 @@
  * JavaScript types from both drivers.
  */
 import { aggregateTable, AGGREGATES, eventById, FOLD_QUEUE, FOLDED_EVENTS, SCHEMA, tailEventsSql, upsertSql, withTailSql } from './aggregates.ts';
-import { isRetryableConflict, isUnavailableError, StoreUnavailableError } from './errors.ts';
+import { isDataError, isRetryableConflict, isUnavailableError, StoreDataError, StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
 import { PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 import { MIGRATIONS } from './migrations/index.ts';
@@ -428,7 +428,7 @@ export class SqlStore implements Store {
     const payload = events.map((e, ord) => ({ ...e, ord }));
     const inserted = await this.#guard(() => this.#withConflictRetry(() =>
       this.#db.query<{ id: number; business_id: string; event_id: string; created_at: string }>(this.#sql.insert, [payload]),
-    ));
+    ), true);
     const fresh = new Map(inserted.map((r) => [keyOf(r.business_id, r.event_id), r]));
     const claimed = new Set<string>();
     const missing: { business_id: string; event_id: string }[] = [];
@@ -494,7 +494,7 @@ export class SqlStore implements Store {
     const [row] = await this.#deadline(
       this.#guard(() =>
         this.#read<{ result: Omit<AnalyticsWindow, 'business_id' | 'days'> | string }>(this.#sql.analytics, [businessId, days]),
-      ),
+      true),
     );
     const result = parseJson(row!.result);
     await this.#foldIfDue(Number(result.unfolded ?? 0));
@@ -641,12 +641,19 @@ export class SqlStore implements Store {
     }
   }
 
-  /** Turns driver errors that mean "database unreachable" into `StoreUnavailableError`. */
-  async #guard<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Turns driver errors that mean "database unreachable" into `StoreUnavailableError`. With
+   * `requestData`, the statement carries a request's values, and a data exception is theirs
+   * (`StoreDataError`); elsewhere it is the service's own bug and stays a 500.
+   */
+  async #guard<T>(fn: () => Promise<T>, requestData = false): Promise<T> {
     try {
       return await fn();
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
+      if (requestData && isDataError(error)) {
+        throw new StoreDataError(`The database refused a value of the request: ${(error as Error).message}`, code as string, { cause: error });
+      }
       if (code === '42P01' || code === '3F000') {
         throw new StoreUnavailableError(
           'The database has no mlops schema yet: run `npm run migrate` with DATABASE_URL set (or start a server with DB_MIGRATE_ON_START=true)',

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import { businessAnalytics, businessSummary } from '../analytics.ts';
 import type { App, AppContext } from '../context.ts';
 import { ApiError } from '../http-errors.ts';
+import { textProblem } from '../text.ts';
 
 const MAX_DAYS = 366;
 
@@ -26,8 +27,9 @@ export function registerAnalytics(app: App, ctx: AppContext, auth: MiddlewareHan
 
   app.get('/analytics/:business_id', auth, async (c) => {
     const businessId = c.req.param('business_id');
-    if (businessId.length > 255) {
-      throw new ApiError(400, 'validation_error', 'business_id must be at most 255 characters');
+    const problem = businessId.length > 255 ? 'must be at most 255 characters' : textProblem(businessId);
+    if (problem) {
+      throw new ApiError(400, 'validation_error', `business_id ${problem}`, [{ field: 'business_id', message: problem }]);
     }
     const days = parseDays(c.req.query('days'));
     const store = await ctx.deps.getStore();

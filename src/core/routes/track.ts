@@ -4,6 +4,7 @@ import type { App, AppContext, AppEnv } from '../context.ts';
 import { toNewEvent, validateBatch, validateEvent } from '../event-schema.ts';
 import { ApiError } from '../http-errors.ts';
 import { payloadTooLarge, readJsonBody, requireObject } from '../json-body.ts';
+import { textProblem } from '../text.ts';
 import type { MiddlewareHandler } from 'hono';
 
 function idempotencyKey(header: string | undefined, bodyKey: string | null | undefined): string | undefined {
@@ -12,6 +13,10 @@ function idempotencyKey(header: string | undefined, bodyKey: string | null | und
     throw new ApiError(400, 'validation_error', 'Idempotency-Key must be at most 255 characters', [
       { field: 'Idempotency-Key', message: 'must be at most 255 characters' },
     ]);
+  }
+  const problem = fromHeader && textProblem(fromHeader);
+  if (problem) {
+    throw new ApiError(400, 'validation_error', `Idempotency-Key ${problem}`, [{ field: 'Idempotency-Key', message: problem }]);
   }
   if (fromHeader && bodyKey && fromHeader !== bodyKey) {
     throw new ApiError(400, 'validation_error', 'event_id and the Idempotency-Key header differ; send one, or the same value', [
