@@ -98,7 +98,7 @@ for (const backend of BACKENDS) {
         t.store.insertEvents([event('bad', { intent_detected: 'x\u0000y' })]),
         t.store.insertEvents([event('good-2'), event('good-3')]),
       ];
-      const [good1, bad, good2] = await Promise.allSettled(jobs);
+      const [good1, bad, good2] = (await Promise.allSettled(jobs)) as [PromiseSettledResult<unknown>, PromiseSettledResult<unknown>, PromiseSettledResult<unknown>];
       assert.equal(good1.status, 'fulfilled');
       assert.equal(good2.status, 'fulfilled');
       assert.equal(bad.status, 'rejected');

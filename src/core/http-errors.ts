@@ -7,6 +7,7 @@ import type { FieldProblem } from './event-schema.ts';
 export type ErrorCode =
   | 'bad_request'
   | 'validation_error'
+  | 'invalid_data'
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
