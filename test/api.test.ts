@@ -52,7 +52,7 @@ for (const backend of BACKENDS) {
       assert.equal(r.status, 200);
       conforms(schemas.healthSchema, r.body);
       assert.equal(r.body.environment, 'test');
-      assert.deepEqual(r.body.security, { api_key_required: true, metrics_token_required: false });
+      assert.deepEqual(r.body.security, { api_key_required: true, metrics_token_required: true });
       assert.equal(r.body.runtime.name, 'server');
       assert.match(r.body.timestamp, /Z$/);
       assert.equal(r.headers.get('x-cold-start'), 'false');
@@ -246,7 +246,7 @@ for (const backend of BACKENDS) {
       });
 
       it('GET /metrics prints the business series from stored events and passes promtool', async () => {
-        const r = await call(url('/metrics'));
+        const r = await call(url('/metrics'), { headers: auth });
         assert.equal(r.status, 200);
         assert.equal(r.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
         const series = parseExposition(r.text);
@@ -274,11 +274,11 @@ for (const backend of BACKENDS) {
       });
 
       it('the exposition passes promtool check metrics', { skip: skipPromtool }, async () => {
-        await promtoolCheck((await call(url('/metrics'))).text);
+        await promtoolCheck((await call(url('/metrics'), { headers: auth })).text);
       });
 
       it('POST /refresh-metrics re-derives the aggregates (no drift) and then rate-limits itself', async () => {
-        const before = businessSeries((await call(url('/metrics'))).text);
+        const before = businessSeries((await call(url('/metrics'), { headers: auth })).text);
         const first = await call(url('/refresh-metrics?force=true'), { method: 'POST', headers: auth });
         assert.equal(first.status, 200);
         conforms(schemas.refreshResponseSchema, first.body);
@@ -286,15 +286,15 @@ for (const backend of BACKENDS) {
         assert.deepEqual(first.body.report.drift, []);
         const second = await call(url('/refresh-metrics'), { method: 'POST', headers: auth });
         assert.equal(second.body.status, 'skipped');
-        assert.equal(businessSeries((await call(url('/metrics'))).text), before);
+        assert.equal(businessSeries((await call(url('/metrics'), { headers: auth })).text), before);
       });
 
       it('a restart changes nothing', async () => {
-        const before = businessSeries((await call(url('/metrics'))).text);
+        const before = businessSeries((await call(url('/metrics'), { headers: auth })).text);
         const analyticsBefore = (await call(url('/analytics'), { headers: auth })).body.businesses;
         assert.equal(await server.stop(), 0, 'clean exit on SIGTERM');
         server = await startServerProcess(env);
-        assert.equal(businessSeries((await call(url('/metrics'))).text), before);
+        assert.equal(businessSeries((await call(url('/metrics'), { headers: auth })).text), before);
         assert.deepEqual((await call(url('/analytics'), { headers: auth })).body.businesses, analyticsBefore);
       });
     });

@@ -125,7 +125,7 @@ const fuzzRequest = fc.oneof(
 );
 
 async function businessRequests(base: string): Promise<number> {
-  const r = await call(`${base}/metrics`);
+  const r = await call(`${base}/metrics`, { headers: { 'x-api-key': KEY } });
   assert.equal(r.status, 200, r.text);
   let total = 0;
   for (const [name, value] of parseExposition(r.text)) if (name.startsWith('ai_requests_total{')) total += value;

@@ -422,7 +422,7 @@ describe('npm run load (tools/load)', () => {
       assert.ok(report.requests >= 4 && report.requests <= 300 + 4, `${report.requests} requests at 120/s for 2.5 s`);
       assert.deepEqual(report.routes.map((r) => r.route), ['POST /track', 'POST /track/batch', 'GET /analytics/{id}', 'GET /metrics', 'GET /health']);
       assert.ok(report.memory.samples.length >= 2 && report.memory.peak_rss_mb! > 0);
-      const stored = (await call(`${server.url}/metrics`)).text;
+      const stored = (await call(`${server.url}/metrics`, { headers: { 'x-api-key': 'load-key-0123456789abcdef' } })).text;
       const total = [...stored.matchAll(/^ai_requests_total\{business_id="load-\d+".*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
       assert.equal(total, report.events_acknowledged, 'every acknowledged event is counted');
       assert.match(formatReport(report), /POST \/track\s+\d+\s+0\s/);

@@ -41,7 +41,8 @@ export function createApp(deps: AppDeps) {
     deps,
     stats: deps.stats ?? new InstanceStats(),
     apiKeys: createKeyRing(config.apiKeys),
-    metricsToken: createKeyRing(config.metricsToken ? [config.metricsToken] : [], 'metrics token'),
+    // Fail closed: with API keys set, the business totals on /metrics are no more public than /analytics.
+    metricsAccess: createKeyRing([...(config.metricsToken ? [config.metricsToken] : []), ...config.apiKeys], 'Metrics token or API key'),
     now: deps.now ?? (() => new Date()),
   };
 

@@ -58,6 +58,10 @@ export interface AppContext {
   deps: AppDeps;
   stats: InstanceStats;
   apiKeys: KeyRing;
-  metricsToken: KeyRing;
+  /**
+   * Who may read `/metrics` and `/health/detailed`'s database details: the metrics token or any
+   * API key. Open (`enabled: false`) only when no key of either kind is configured.
+   */
+  metricsAccess: KeyRing;
   now: () => Date;
 }

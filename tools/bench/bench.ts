@@ -441,7 +441,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       headers['content-type'] = 'application/json';
       if (options.apiKey) headers['x-api-key'] = options.apiKey;
     }
-    if (e === 'metrics' && options.metricsToken) headers.authorization = `Bearer ${options.metricsToken}`;
+    // With API keys set, /metrics takes the metrics token or any API key.
+    const metricsCredential = options.metricsToken ?? options.apiKey;
+    if (e === 'metrics' && metricsCredential) headers.authorization = `Bearer ${metricsCredential}`;
     let next = payloadFor.get(key(t, e));
     if (!next) {
       // Same seed for every target: both receive the same sequence of event shapes.

@@ -62,7 +62,7 @@ Load
 
 Authentication
   --api-key KEY           sent as X-API-Key on POST /track (when the service has MLOPS_API_KEY(S))
-  --metrics-token TOKEN   sent as a bearer token on GET /metrics (when METRICS_TOKEN is set)
+  --metrics-token TOKEN   sent as a bearer token on GET /metrics (default: the --api-key)
 
 Output
   --json                  print the full result as JSON on stdout (schema "mlops-bench/1",

@@ -47,7 +47,7 @@ Load
                           Without --cold-wait cold starts are skipped, and the report says so.
   --timeout DURATION      per-request timeout                        default 30s
   --api-key KEY           sent as X-API-Key on POST /track
-  --metrics-token TOKEN   sent as a bearer token on GET /metrics
+  --metrics-token TOKEN   sent as a bearer token on GET /metrics (default: the --api-key)
 
 Cost
   --billed-ms N           the function's average billed duration, from CloudWatch Logs

@@ -128,7 +128,9 @@ function event(business: string) {
 export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   const base = assertLoopback(options.url).toString().replace(/\/+$/, '');
   const auth: Record<string, string> = options.apiKey ? { 'x-api-key': options.apiKey } : {};
-  const metricsAuth: Record<string, string> = options.metricsToken ? { authorization: `Bearer ${options.metricsToken}` } : {};
+  // With API keys set, /metrics takes the metrics token or any API key.
+  const metricsCredential = options.metricsToken ?? options.apiKey;
+  const metricsAuth: Record<string, string> = metricsCredential ? { authorization: `Bearer ${metricsCredential}` } : {};
   const businesses = Array.from({ length: Math.max(1, options.businesses) }, (_, i) => `load-${i + 1}`);
   const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
   const totalWeight = MIX.reduce((a, m) => a + m.weight, 0);

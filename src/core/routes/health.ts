@@ -1,5 +1,7 @@
 /** `/health` (liveness, no database) and `/health/detailed` (readiness with a real check). */
-import type { App, AppContext } from '../context.ts';
+import type { Context } from 'hono';
+import { presentedKey } from '../auth.ts';
+import type { App, AppContext, AppEnv } from '../context.ts';
 
 const DB_CHECK_TIMEOUT_MS = 2000;
 
@@ -7,8 +9,23 @@ export function registerHealth(app: App, ctx: AppContext): void {
   const { deps, stats } = ctx;
   const security = () => ({
     api_key_required: ctx.apiKeys.enabled,
-    metrics_token_required: ctx.metricsToken.enabled,
+    // True when /metrics needs a credential (the metrics token or an API key).
+    metrics_token_required: ctx.metricsAccess.enabled,
   });
+  /**
+   * Where the database lives and what its driver said are for operators: shown to a holder of an
+   * API key or the metrics token, or to anyone when the service has no keys at all. A probe
+   * without one still gets the status code and the up/down answer it needs.
+   */
+  const mayReadDetails = (c: Context<AppEnv>): boolean => {
+    if (!ctx.metricsAccess.enabled) return true;
+    try {
+      ctx.metricsAccess.check(presentedKey((n) => c.req.header(n)));
+      return true;
+    } catch {
+      return false;
+    }
+  };
 
   app.get('/health', (c) => {
     const info = deps.storeInfo;
@@ -34,17 +51,22 @@ export function registerHealth(app: App, ctx: AppContext): void {
     const info = deps.storeInfo;
     let database: Record<string, unknown>;
     let healthy = false;
+    const details = mayReadDetails(c);
+    const hidden = { details: 'send an API key or the metrics token to see where the database is and what its driver said' };
     if (info.kind === 'none') {
-      database = { status: 'not_configured', message: info.problem };
+      database = { status: 'not_configured', ...(details ? { message: info.problem } : hidden) };
     } else {
       try {
         const store = await deps.getStore();
         const latency = await store.ping(DB_CHECK_TIMEOUT_MS);
-        database = { status: 'up', kind: info.kind, location: info.description, latency_ms: Math.round(latency * 100) / 100 };
+        database = { status: 'up', kind: info.kind, latency_ms: Math.round(latency * 100) / 100 };
         healthy = true;
-        if (store.writeStats) database.writes = store.writeStats;
+        if (details) {
+          database.location = info.description;
+          if (store.writeStats) database.writes = store.writeStats;
+        } else Object.assign(database, hidden);
       } catch (error) {
-        database = { status: 'down', kind: info.kind, location: info.description, error: (error as Error).message };
+        database = { status: 'down', kind: info.kind, ...(details ? { location: info.description, error: (error as Error).message } : hidden) };
       }
     }
     const memory = process.memoryUsage();

@@ -1,10 +1,13 @@
-/** `GET /metrics`: Prometheus text, optionally behind `METRICS_TOKEN` (a Prometheus bearer token). */
+/**
+ * `GET /metrics`: Prometheus text, behind `METRICS_TOKEN` (a Prometheus bearer token) or any API
+ * key; open only when no key of either kind is configured.
+ */
 import type { App, AppContext } from '../context.ts';
 import { presentedKey } from '../auth.ts';
 
 export function registerMetrics(app: App, ctx: AppContext): void {
   app.get('/metrics', async (c) => {
-    if (ctx.metricsToken.enabled) ctx.metricsToken.check(presentedKey((n) => c.req.header(n)));
+    if (ctx.metricsAccess.enabled) ctx.metricsAccess.check(presentedKey((n) => c.req.header(n)));
     const store = await ctx.deps.getStore();
     const snapshot = await store.metricsSnapshot();
     // Loaded on the first scrape only: prom-client is a large share of a cold start.
