@@ -18,6 +18,7 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { ConfigError, DEFAULTS, loadConfig, serverArchitecture, stackNames } from '../infra/config.ts';
 import { MlopsLambdaStack, WARMER_EVENT } from '../infra/lib/lambda-stack.ts';
 import { MlopsServerStack, SERVER_PATHS } from '../infra/lib/server-stack.ts';
+import { skipOrFail } from './helpers/skip.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The same feature flags the CLI applies from infra/cdk.json.
@@ -595,10 +596,7 @@ describe('server stack (defaults)', () => {
     writeFileSync(join(dir, 'healthcheck'), files.get('/usr/local/bin/mlops-service-healthcheck') ?? '');
     execFileSync('bash', ['-n', join(dir, 'healthcheck')]);
     const analyze = spawnSync('systemd-analyze', ['--version']);
-    if (analyze.error) {
-      tt.skip('systemd-analyze not installed');
-      return;
-    }
+    if (analyze.error) return skipOrFail(tt, 'systemd-analyze not installed (Debian package systemd): the units were not verified');
     // Point ExecStart at executables that exist here; the rest of each unit is verified as written.
     const units = [SERVER_PATHS.unit, SERVER_PATHS.secretsUnit, SERVER_PATHS.healthUnit, SERVER_PATHS.healthTimer];
     const hc = join(dir, 'hc.sh');
@@ -739,11 +737,16 @@ describe('boot-time secret fetcher (against a fake aws CLI)', () => {
   });
 });
 
-/** CloudFormation-rule findings (not our own annotations) in a cloud assembly's validation report. */
+/**
+ * CloudFormation-rule findings (not our own annotations) in a cloud assembly's validation report.
+ * CDK writes the report whenever validation ran, with an empty `pluginReports` when nothing was
+ * found; no report means validation never ran, which must not read as "no findings".
+ */
 function cfnFindings(dir: string): string[] {
   const reportFile = join(dir, 'validation-report.json');
-  if (!existsSync(reportFile)) return [];
+  assert.ok(existsSync(reportFile), `no ${reportFile}: CDK's CloudFormation validation did not run`);
   const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { pluginReports: Array<{ pluginName: string; violations: Array<{ ruleName: string; description: string }> }> };
+  assert.ok(Array.isArray(report.pluginReports), `${reportFile} has no pluginReports list`);
   return report.pluginReports
     .filter((r) => r.pluginName !== 'Construct Annotations')
     .flatMap((r) => r.violations.map((v) => `${v.ruleName}: ${v.description}`));
@@ -754,7 +757,7 @@ describe('CloudFormation validation', () => {
   // API keys, provisioned concurrency, migrations; t4g server with secrets). Validation costs about
   // a second per stack, so only the variants it does not cover are validated here; the defaults
   // are subsets of these.
-  test('the variants the CLI synth does not cover pass CDK\'s built-in CloudFormation rules', () => {
+  test('the variants the CLI synth does not cover pass CDK\'s built-in CloudFormation rules: a report with no error and only the expected pinned-AMI warning', () => {
     const app = newApp(true);
     new MlopsLambdaStack(app, 'LambdaKnobs', { config: config(L_KNOBS) });
     new MlopsLambdaStack(app, 'LambdaSsm', { config: config(L_SSM) });
@@ -797,7 +800,7 @@ describe('npm scripts', () => {
     assert.match(x.out, /npm run destroy/);
   });
 
-  test('real `cdk synth` CLI offline: no credentials, throwaway HOME, exit 0, both templates', { timeout: 90_000 }, async () => {
+  test('real `cdk synth` CLI offline: no credentials, throwaway HOME, exit 0, both templates, a validation report without findings', { timeout: 90_000 }, async () => {
     const r = await cliSynth;
     assert.equal(r.code, 0, r.out);
     for (const name of ['MlopsLambdaStack', 'MlopsServerStack']) {
@@ -810,5 +813,66 @@ describe('npm scripts', () => {
     assert.ok(Object.values(lambdaT.Resources).some((r) => r.Type === 'AWS::Lambda::Alias'));
     assert.deepEqual(cfnFindings(CLI_OUT), [], 'CDK validated both templates without findings');
     assert.doesNotMatch(r.out, /error/i);
+  });
+});
+
+describe('npm test under CI: nothing may skip', () => {
+  // Tiny suites in TMP, run through scripts/run-tests.mjs exactly as `npm test -- <file>` would.
+  const SKIP_HELPER = join(ROOT, 'test', 'helpers', 'skip.ts');
+  const suite = (name: string, body: string) => {
+    const file = join(TMP, name);
+    writeFileSync(file, `import { test } from 'node:test';\nimport { skipOrFail } from ${JSON.stringify(SKIP_HELPER)};\n${body}\n`);
+    return file;
+  };
+  const PASSING = suite('passes.test.ts', "test('passes', () => {});");
+  const SKIPPING = suite('skips.test.ts', "test('passes', () => {});\ntest('skips by option', { skip: 'no widget here' }, () => {});");
+  const HELPER = suite('helper.test.ts', "test('needs a widget', (t) => skipOrFail(t, 'no widget here'));");
+
+  /** `npm test -- file` with CI and SKIP_* as given and nothing inherited of either. */
+  function npmTest(file: string, vars: Record<string, string>): Promise<{ code: number; out: string }> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(env)) if (k === 'CI' || k.startsWith('SKIP_')) delete env[k];
+    delete env.NODE_TEST_CONTEXT; // set for this file's own process: a child `node --test` would refuse to run files
+    return new Promise((done) => {
+      const child = spawn(process.execPath, [join(ROOT, 'scripts', 'run-tests.mjs'), file], { cwd: ROOT, env: { ...env, ...vars } });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (out += d));
+      child.on('exit', (code) => done({ code: code ?? 1, out }));
+    });
+  }
+
+  test('any truthy CI (true, 1, yes) refuses a preset SKIP_* variable before running a test; CI unset, empty, 0 or false runs', async () => {
+    const refused = await Promise.all(['true', '1', 'yes'].map((ci) => npmTest(PASSING, { CI: ci, SKIP_POSTGRES: '1' })));
+    for (const r of refused) {
+      assert.equal(r.code, 1, r.out);
+      assert.match(r.out, /FAIL: CI is set \(CI=\w+\) and SKIP_POSTGRES=1 would skip tests/);
+      assert.doesNotMatch(r.out, /ℹ tests/, 'no test ran');
+    }
+    const unset: Record<string, string>[] = [{}, { CI: '' }, { CI: '0' }, { CI: 'false' }];
+    const allowed = await Promise.all(unset.map((ci) => npmTest(PASSING, { ...ci, SKIP_PROMTOOL: '1' })));
+    for (const r of allowed) {
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /ℹ pass 1/);
+    }
+  });
+
+  test('under CI a skipped test fails the run, named; outside CI it passes and is listed', async () => {
+    const [ci, local] = await Promise.all([npmTest(SKIPPING, { CI: '1' }), npmTest(SKIPPING, {})]);
+    assert.equal(ci.code, 1, ci.out);
+    assert.match(ci.out, /1 test\(s\) skipped or todo under CI: the run FAILS/);
+    assert.match(ci.out, /skips by option: SKIP no widget here/);
+    assert.equal(local.code, 0, local.out);
+    assert.match(local.out, /1 test\(s\) skipped or todo:\n.*skips by option: SKIP no widget here/);
+  });
+
+  test('skipOrFail (test/helpers/skip.ts): under CI the test fails with the reason; outside CI it is skipped loudly', async () => {
+    const [ci, local] = await Promise.all([npmTest(HELPER, { CI: 'yes' }), npmTest(HELPER, {})]);
+    assert.equal(ci.code, 1, ci.out);
+    assert.match(ci.out, /ℹ fail 1/);
+    assert.match(ci.out, /CI is set, so this test may not skip: no widget here/);
+    assert.equal(local.code, 0, local.out);
+    assert.match(local.out, /ℹ skipped 1/);
+    assert.match(local.out, /!! SKIPPING: no widget here/);
   });
 });

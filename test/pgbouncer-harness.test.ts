@@ -10,8 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { pgbouncerBinary, startPgBouncer, type PgBouncer } from '../tools/shared/pgbouncer.ts';
 import { skipPostgres } from './helpers/postgres.ts';
+import { IN_CI } from './helpers/skip.ts';
 
-const ci = !!process.env.CI && !['0', 'false', 'no'].includes(process.env.CI.toLowerCase());
+const ci = IN_CI;
 const missing = pgbouncerBinary() ? undefined : 'pgbouncer is not installed (apt-get install pgbouncer; binary /usr/sbin/pgbouncer)';
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const upstreamPort = Number(new URL(adminUrl).port || 5432);

@@ -6,13 +6,14 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ROOT } from './package.ts';
+import { IN_CI } from './skip.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-/** Skip reason when Chromium is missing; under CI=true a missing browser fails instead. */
+/** Skip reason when Chromium is missing; under CI a missing browser fails instead. */
 export const skipBrowser =
-  existsSync(CHROMIUM_PATH) || process.env.CI === 'true' ? false : `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)`;
+  existsSync(CHROMIUM_PATH) || IN_CI ? false : `Chromium not found at ${CHROMIUM_PATH} (apt-get install chromium)`;
 
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({

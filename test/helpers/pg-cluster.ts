@@ -5,13 +5,14 @@
  *
  * PostgreSQL refuses to run as root, so every binary runs as the `postgres` user through runuser.
  * Where that is impossible (not root, no binaries, no postgres user) `pgClusterSkip` holds a reason;
- * under CI=true `pgClusterProblem` is set instead and the suite must fail, not skip.
+ * under CI (any truthy CI, see skip.ts) `pgClusterProblem` is set instead and the suite must fail, not skip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../tools/shared/free-port.ts';
+import { IN_CI } from './skip.ts';
 
 function findBinDir(): string | undefined {
   const root = '/usr/lib/postgresql';
@@ -42,12 +43,12 @@ function problem(): string | undefined {
 
 const why = problem();
 /** Set when the cluster cannot run here and CI=true: the suite must fail with it. */
-export const pgClusterProblem = why && process.env.CI === 'true' ? why : undefined;
+export const pgClusterProblem = why && IN_CI ? why : undefined;
 /** A skip reason outside CI (printed loudly once). */
-export const pgClusterSkip: string | false = why && process.env.CI !== 'true' ? `private PostgreSQL cluster unavailable: ${why}` : false;
+export const pgClusterSkip: string | false = why && !IN_CI ? `private PostgreSQL cluster unavailable: ${why}` : false;
 if (pgClusterSkip) {
   const bar = '!'.repeat(78);
-  console.warn(`\n${bar}\n!! SKIPPING the database-outage tests: ${pgClusterSkip}\n!! (CI=true turns this into a failure)\n${bar}\n`);
+  console.warn(`\n${bar}\n!! SKIPPING the database-outage tests: ${pgClusterSkip}\n!! (under CI this is a failure)\n${bar}\n`);
 }
 
 export interface PgCluster {

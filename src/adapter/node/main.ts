@@ -1,5 +1,7 @@
 /**
- * `npm start`: reads the environment, starts the server, and shuts down cleanly on SIGTERM/SIGINT.
+ * `npm start`: reads the environment, starts the server, and shuts down cleanly on SIGTERM/SIGINT:
+ * exit 0 once every in-flight request was answered, 1 when SHUTDOWN_TIMEOUT_MS passed first and
+ * requests were cut off (logged), so a supervisor can tell a clean stop from a lossy one.
  */
 import { ConfigError, loadConfig } from '../../core/config.ts';
 import { batchedSink, createLogger } from '../../core/logger.ts';
@@ -36,7 +38,11 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('shutting down', { signal });
     server.close().then(
-      () => {
+      ({ abandoned }) => {
+        if (abandoned.length) {
+          logger.error('stopped after abandoning requests in flight', { abandoned: abandoned.length });
+          process.exit(1);
+        }
         logger.info('stopped');
         process.exit(0);
       },

@@ -3,7 +3,7 @@
  * graceful shutdown that stops accepting, lets in-flight requests finish and closes the database.
  */
 import { serve, type HttpBindings } from '@hono/node-server';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import { createApp } from '../../core/app.ts';
 import { installLightweightGlobals } from '../web-objects.ts';
@@ -17,12 +17,21 @@ import { openStore } from '../../storage/open-store.ts';
 import type { Store } from '../../storage/types.ts';
 import { VERSION } from '../../version.ts';
 
+/** How a shutdown ended. */
+export interface ShutdownReport {
+  /** Requests still in flight when the shutdown timeout passed: their connections were cut. */
+  abandoned: string[];
+}
+
 export interface RunningServer {
   url: string;
   port: number;
   store: Store;
-  /** Stops accepting, waits for in-flight requests (up to the shutdown timeout), closes the store. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, waits for in-flight requests (up to the shutdown timeout, then cuts their
+   * connections and reports them as abandoned), closes the store.
+   */
+  close(): Promise<ShutdownReport>;
 }
 
 export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
@@ -54,9 +63,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const stopRetention = config.retentionDays ? scheduleRetention(store, config.retentionDays, logger) : () => {};
   const stopFolding = scheduleFolding(store, config.foldIntervalMs, logger);
 
+  // Requests from arrival until their response is sent or their connection closes, so that a
+  // shutdown that runs out of time can say which ones it abandoned ("POST /track"; no query string).
+  const inFlight = new Set<{ label: string; response: ServerResponse }>();
+  let shuttingDown = false;
+  // While shutting down, an answer says `Connection: close` and its connection is closed after it:
+  // kept alive, it would hold the shutdown for the keep-alive timeout and could carry new requests.
+  const closeAfterAnswer = (response: ServerResponse) => {
+    if (!response.headersSent) response.shouldKeepAlive = false;
+  };
   // The app reads request bodies straight from Node's IncomingMessage (see read-body.ts).
-  const handle = (request: Request, bindings: HttpBindings) =>
-    fetch(request, { readBody: (maxBytes: number) => readIncomingBody(bindings.incoming, maxBytes) });
+  const handle = (request: Request, bindings: HttpBindings) => {
+    const entry = { label: `${bindings.incoming.method} ${(bindings.incoming.url ?? '').split('?')[0]}`, response: bindings.outgoing };
+    inFlight.add(entry);
+    bindings.outgoing.once('close', () => inFlight.delete(entry));
+    if (shuttingDown) closeAfterAnswer(bindings.outgoing);
+    return fetch(request, { readBody: (maxBytes: number) => readIncomingBody(bindings.incoming, maxBytes) });
+  };
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: handle as never, port: config.port, hostname: config.host }, () => resolve(s as Server));
     s.once('error', reject);
@@ -67,20 +90,29 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const url = `http://${shownHost}:${port}${config.basePath}`;
   logger.info(`listening on ${url} with ${store.description}`, { url, port, database: store.kind, version: VERSION });
 
-  let closing: Promise<void> | undefined;
+  let closing: Promise<ShutdownReport> | undefined;
   const close = () =>
     (closing ??= (async () => {
       stopRetention();
       stopFolding();
+      shuttingDown = true;
+      for (const { response } of inFlight) closeAfterAnswer(response);
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      let abandoned: string[] = [];
       const timer = setTimeout(() => {
-        logger.warn('shutdown timeout: closing remaining connections', { timeout_ms: config.shutdownTimeoutMs });
+        abandoned = [...inFlight].map((r) => r.label);
+        logger.warn('shutdown timeout: abandoning the requests still in flight and closing every connection', {
+          timeout_ms: config.shutdownTimeoutMs,
+          abandoned: abandoned.length,
+          requests: abandoned,
+        });
         server.closeAllConnections();
       }, config.shutdownTimeoutMs);
       await done;
       clearTimeout(timer);
       await store.close();
+      return { abandoned };
     })());
   return { url, port, store, close };
 }
