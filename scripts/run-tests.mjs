@@ -21,10 +21,12 @@ import { join } from 'node:path';
 
 export const TEST_FILES = [
   'test/unit/config.test.ts',
+  'test/unit/database-url.test.ts',
   'test/unit/event-schema.test.ts',
   'test/unit/latency-buckets.test.ts',
   'test/unit/write-batcher.test.ts',
   'test/unit/dir-lock.test.ts',
+  'test/dir-lock-race.test.ts',
   'test/unit/lambda-results.test.ts',
   'test/unit/rate-limit-retention.test.ts',
   'test/storage.test.ts',
@@ -43,6 +45,7 @@ export const TEST_FILES = [
   'test/lambda-events.test.ts',
   'test/lambda-no-database.test.ts',
   'test/lambda-secrets.test.ts',
+  'test/connection-blackhole.test.ts',
   'test/lambda-package.test.ts',
   'test/lambda-emulator-app.test.ts',
   'test/dashboard.test.ts',
@@ -52,6 +55,7 @@ export const TEST_FILES = [
   'test/fanout.test.ts',
   'test/client.test.ts',
   'test/fuzz.test.ts',
+  'test/hardening.test.ts',
   'test/security.test.ts',
   'test/reliability.test.ts',
 ];
