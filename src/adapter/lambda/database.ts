@@ -2,13 +2,18 @@
  * The database of a Lambda environment: PostgreSQL only (an embedded database would vanish with
  * the environment), one connection, opened on first use so requests that need no database (and
  * cold starts that serve them) never load the driver. Warm-up events open it ahead of traffic.
+ *
+ * A URL kept in Secrets Manager or Parameter Store is read once and kept; a failed read is tried
+ * again by later requests (with backoff, see CachedSecret), and when the server refuses the
+ * credentials (a rotated secret: SQLSTATE 28P01/28000) it is read again and the store reconnects
+ * with the new value.
  */
 import type { Config } from '../../core/config.ts';
 import { StoreNotConfiguredError } from '../../core/http-errors.ts';
 import type { StoreInfo } from '../../core/context.ts';
 import { StoreUnavailableError } from '../../storage/errors.ts';
 import type { Store } from '../../storage/types.ts';
-import { readParameter, readSecret } from './secrets.ts';
+import { CachedSecret, readParameter, readSecret } from './secrets.ts';
 
 export const NO_DATABASE_PROBLEM =
   'DATABASE_URL is not set. On Lambda the embedded database is refused (its data would vanish with the execution ' +
@@ -30,16 +35,25 @@ export function describeDatabase(env: NodeJS.ProcessEnv, config: Pick<Config, 'd
   return { kind: 'postgres', description: `PostgreSQL from ${where}` };
 }
 
-export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv, config: Pick<Config, 'databaseUrl'>): Promise<string> {
+/** Where the URL comes from; `reload` only for a URL kept in a secret or parameter. */
+interface DatabaseUrl {
+  get(): Promise<string>;
+  reload?: () => Promise<string>;
+}
+
+function databaseUrl(env: NodeJS.ProcessEnv, config: Pick<Config, 'databaseUrl'>): DatabaseUrl {
   const s = source(env, config);
   if (!s) throw new StoreNotConfiguredError(NO_DATABASE_PROBLEM);
-  try {
-    if ('url' in s) return s.url;
-    if ('secretId' in s) return await readSecret(s.secretId, 'DATABASE_URL');
-    return await readParameter(s.ssmParameter);
-  } catch (error) {
+  if ('url' in s) return { get: async () => s.url };
+  const secret = new CachedSecret(() => ('secretId' in s ? readSecret(s.secretId, 'DATABASE_URL') : readParameter(s.ssmParameter)));
+  const unavailable = (error: unknown): never => {
     throw new StoreUnavailableError(`Could not read the database URL: ${(error as Error).message}`, { cause: error });
-  }
+  };
+  return { get: () => secret.get().catch(unavailable), reload: () => secret.refresh().catch(unavailable) };
+}
+
+export async function resolveDatabaseUrl(env: NodeJS.ProcessEnv, config: Pick<Config, 'databaseUrl'>): Promise<string> {
+  return databaseUrl(env, config).get();
 }
 
 export type StoreSettings = Pick<
@@ -50,11 +64,15 @@ export type StoreSettings = Pick<
 /** A memoised opener: one store per environment; a failed open is retried on the next call. */
 export function lazyStore(env: NodeJS.ProcessEnv, config: StoreSettings): () => Promise<Store> {
   let opening: Promise<Store> | undefined;
+  let url: DatabaseUrl | undefined; // kept across attempts: its backoff and its value
   const open = async (): Promise<Store> => {
-    const url = await resolveDatabaseUrl(env, config);
+    url ??= databaseUrl(env, config);
+    const { reload } = url;
+    const first = await url.get();
     const { openPostgresStore } = await import('../../storage/postgres.ts');
     const store = openPostgresStore({
-      url,
+      url: first,
+      ...(reload ? { reloadUrl: reload } : {}),
       poolMax: config.dbPoolMax,
       connectTimeoutMs: config.dbConnectTimeoutMs,
       statementTimeoutMs: config.dbStatementTimeoutMs,

@@ -15,7 +15,7 @@ import { publishInvocation } from './cloudwatch.ts';
 import { describeDatabase, lazyStore } from './database.ts';
 import { classifyEvent, toRequest, type HttpEventRequest } from './events.ts';
 import { toResult, type LambdaResult } from './results.ts';
-import { readSecret } from './secrets.ts';
+import { apiKeysFromSecret } from './secrets.ts';
 import { installLightweightGlobals } from '../web-objects.ts';
 
 /** The parts of the Lambda context object this handler reads. */
@@ -46,23 +46,39 @@ try {
   if (!(error instanceof ConfigError)) throw error;
   configProblem = error.message;
 }
-// API keys kept in Secrets Manager (the CDK stack's apiKeysSecretId) are read once, during init.
-// Failing to read them fails closed: every request is refused until the environment is replaced.
-if (config && process.env.MLOPS_API_KEYS_SECRET_ID) {
-  try {
-    const keys = (await readSecret(process.env.MLOPS_API_KEYS_SECRET_ID, 'MLOPS_API_KEYS')).split(',').map((k) => k.trim()).filter(Boolean);
-    config = { ...config, apiKeys: [...new Set([...config.apiKeys, ...keys])] };
-  } catch (error) {
-    configProblem = `Could not read the API keys from MLOPS_API_KEYS_SECRET_ID: ${(error as Error).message}`;
-    config = undefined;
-  }
-}
 const logger = createLogger(config?.logLevel ?? 'info', { service: 'mlops-service', runtime: 'lambda', instance_id: runtime.instanceId });
 if (configProblem) logger.error('invalid configuration: every request will be answered 503', { problem: configProblem });
 
 const storeInfo = config ? describeDatabase(process.env, config) : undefined;
 const getStore = config ? lazyStore(process.env, config) : undefined;
-const app = config && storeInfo ? createApp({ config, logger, runtime, stats, getStore: getStore!, storeInfo }) : undefined;
+
+// API keys kept in Secrets Manager (the CDK stack's apiKeysSecretId) are first read during init.
+// Until a read succeeds the service fails closed (503 to every request), and later invocations try
+// again with backoff (CachedSecret): a throttled or still-starting extension heals by itself
+// instead of breaking the environment for its whole life.
+const apiKeysSecret = config && process.env.MLOPS_API_KEYS_SECRET_ID ? apiKeysFromSecret(process.env.MLOPS_API_KEYS_SECRET_ID) : undefined;
+let app: ReturnType<typeof createApp> | undefined;
+let keysProblem: string | undefined;
+
+async function readyApp(): Promise<ReturnType<typeof createApp> | undefined> {
+  if (app || !config || !storeInfo || !getStore) return app;
+  let apiKeys = config.apiKeys;
+  if (apiKeysSecret) {
+    try {
+      apiKeys = [...new Set([...apiKeys, ...(await apiKeysSecret.get())])];
+    } catch (error) {
+      const first = keysProblem === undefined;
+      keysProblem = `Could not read the API keys from MLOPS_API_KEYS_SECRET_ID: ${(error as Error).message}. Every request is refused until a later read succeeds.`;
+      if (first) logger.error('API keys unavailable: answering 503 and trying again on later requests', { problem: keysProblem });
+      return undefined;
+    }
+    if (keysProblem !== undefined) logger.info('API keys read: serving requests');
+    keysProblem = undefined;
+  }
+  app = createApp({ config: { ...config, apiKeys }, logger, runtime, stats, getStore, storeInfo });
+  return app;
+}
+await readyApp();
 
 let invoked = false;
 // Read once: process.env lookups are slow enough to show on a warm request.
@@ -120,14 +136,15 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
 
   const req: HttpEventRequest = classified.request;
   let response: Response;
-  if (!app) {
+  const ready = app ?? (await readyApp());
+  if (!ready) {
     stats.record(503);
-    response = problemResponse(503, 'service_unavailable', configProblem ?? 'Invalid configuration');
+    response = problemResponse(503, 'service_unavailable', configProblem ?? keysProblem ?? 'Invalid configuration');
   } else {
     try {
       const { request, skippedHeaders } = toRequest(req);
       if (skippedHeaders.length) logger.warn('dropped invalid request headers', { headers: skippedHeaders });
-      response = await app.fetch(request, { routePath: req.routePath, prefix: req.prefix, coldStart, requestId: context?.awsRequestId });
+      response = await ready.fetch(request, { routePath: req.routePath, prefix: req.prefix, coldStart, requestId: context?.awsRequestId });
     } catch (error) {
       logger.warn('request could not be built', { err: error });
       stats.record(400);
