@@ -357,7 +357,7 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
     }
   });
 
-  it('opens a business’s analytics from its row: its numbers, four charts, a link that reopens it', async () => {
+  it('opens a business’s analytics from its row: its numbers, five charts (cost by source too), a link that reopens it', async () => {
     const expected = await expectedFromApi(keyed.url, KEY);
     const id = 'lawfirm-baker';
     const a = expected.details.get(id);
@@ -379,7 +379,11 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
       assert.equal(Number(kpis.cost!.value), m.total_api_cost_usd);
       assert.equal(Number(kpis.error_rate!.value), m.error_rate);
       assert.equal(kpis.error_rate!.tone, tone(m.error_rate));
-      for (const chart of ['#chart-requests', '#chart-response', '#chart-models', '#chart-intents']) {
+      // Cost by source: the unpriced tokens as their own figure (warned when any), and a chart.
+      assert.equal(Number(kpis.unpriced!.value), m.unpriced_tokens);
+      assert.equal(kpis.unpriced!.tone, a.cost_by_source.unpriced_requests ? 'warn' : '');
+      assert.ok(a.cost_by_source.client_usd + a.cost_by_source.price_table_usd > 0, 'the seeded business has a cost');
+      for (const chart of ['#chart-requests', '#chart-response', '#chart-models', '#chart-intents', '#chart-cost-source']) {
         assert.ok((await seriesInk(page, chart)) > 20, `${chart} drawn`);
       }
       const legend = await page.locator('#chart-models .u-legend').textContent();
@@ -544,7 +548,7 @@ describe('dashboard in Chromium', { skip: skipBrowser }, () => {
       visit(join(dir, 'index.mjs'));
       assert.ok(loaded.size > 1, 'static imports were followed');
       assert.ok(![...loaded].some((f) => f.includes('dashboard-')), `statically loaded: ${[...loaded].map((f) => f.slice(dir.length))}`);
-      assert.ok([...loaded].some((f) => readFileSync(f, 'utf8').includes('import("./dashboard-')), 'it is imported on demand');
+      assert.ok([...loaded].some((f) => /import\("\.\/(chunks\/)?dashboard-/.test(readFileSync(f, 'utf8'))), 'it is imported on demand');
     });
 
     for (const slash of ['/', '']) {

@@ -2,13 +2,14 @@
  * The `/metrics` exposition, sample by sample, against a known set of events: a real server
  * process on each store gets hand-picked events (response times on and around every bucket
  * bound, defaults left out, a repeat, rejected requests, a business id that needs escaping), and
- * every business sample it prints (`ai_*`, `appointments_*`, `human_handoffs_*`) must equal what
+ * every business sample it prints (`ai_*`, `gen_ai_*`, `appointments_*`, `human_handoffs_*`) must equal what
  * the contract's table says for those events: histogram buckets cumulative per `le`, `_sum`,
  * `_count`, every counter and gauge; no sample missing, none extra. The same text then passes
  * `promtool check metrics`.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { builtInPriceTable } from '../src/core/pricing/prices.ts';
 import { VERSION } from '../src/version.ts';
 import { call } from './helpers/http.ts';
 import { promtoolCheck, skipPromtool } from './helpers/promtool.ts';
@@ -20,6 +21,8 @@ type Event = {
   business_id: string;
   response_time_ms: number;
   tokens_used: number;
+  prompt_tokens?: number;
+  completion_tokens?: number;
   event_id?: string;
   success_rate?: number;
   api_cost_usd?: number;
@@ -56,7 +59,21 @@ const EVENTS: Event[] = [
   { business_id: ODD, response_time_ms: 10000, tokens_used: 8, intent_detected: 'weird "intent"', response_type: 'answer' },
   { business_id: ODD, response_time_ms: 10001, tokens_used: 9, human_handoff_requested: true },
   { business_id: ODD, response_time_ms: 123456, tokens_used: 11, api_cost_usd: 9999.999999, model_name: 'gpt-4o-mini' },
+  // No api_cost_usd: priced from the table (a known model with a token split) or unpriced (an
+  // unknown model); the events above without a cost and without a split are unpriced too.
+  { business_id: B, response_time_ms: 640, tokens_used: 1500, prompt_tokens: 1000, completion_tokens: 500, model_name: 'gpt-4o-mini', intent_detected: 'pricing' },
+  { business_id: ODD, response_time_ms: 50, tokens_used: 7, prompt_tokens: 3, completion_tokens: 4, model_name: 'house-model-7' },
 ];
+
+const GENAI_DURATION_LE = ['0.01', '0.02', '0.04', '0.08', '0.16', '0.32', '0.64', '1.28', '2.56', '5.12', '10.24', '20.48', '40.96', '81.92'];
+const GENAI_TOKENS_LE = ['1', '4', '16', '64', '256', '1024', '4096', '16384', '65536', '262144', '1048576', '4194304', '16777216', '67108864'];
+
+/** Micro-dollars of a call priced from the built-in table (its rates read from the table itself). */
+function tableMicros(model: string, input: number, output: number): number | undefined {
+  const found = builtInPriceTable().match(model);
+  if (!found) return undefined;
+  return Math.round(input * found.entry.input_per_1m + output * found.entry.output_per_1m);
+}
 
 const BUCKETS_LE = ['0.1', '0.5', '1', '2', '5', '10']; // the contract's ai_response_time_seconds buckets
 
@@ -77,6 +94,7 @@ function expectedSamples(events: Event[]): Map<string, number> {
   add('ai_response_time_seconds_sum', {}, ms.reduce((a, b) => a + b, 0) / 1000);
   add('ai_response_time_seconds_count', {}, events.length);
   const micros = new Map<string, number>();
+  const durationMs = new Map<string, number>(); // summed in whole ms, divided once: the server sums ms too
   for (const e of events) {
     const business_id = e.business_id;
     const model_name = e.model_name ?? 'gemini-1.5-flash';
@@ -84,13 +102,33 @@ function expectedSamples(events: Event[]): Map<string, number> {
     add('ai_requests_total', { business_id, response_type, intent: e.intent_detected ?? 'unknown' }, 1);
     add('ai_tokens_used_total', { business_id, model_name }, e.tokens_used);
     const costKey = sampleKey('ai_api_cost_usd_total', { business_id, model_name });
-    micros.set(costKey, (micros.get(costKey) ?? 0) + Math.round((e.api_cost_usd ?? 0) * 1e6));
+    const priced = e.api_cost_usd === undefined && e.prompt_tokens !== undefined ? tableMicros(model_name, e.prompt_tokens, e.completion_tokens ?? 0) : undefined;
+    const unpriced = e.api_cost_usd === undefined && priced === undefined;
+    micros.set(costKey, (micros.get(costKey) ?? 0) + (e.api_cost_usd !== undefined ? Math.round(e.api_cost_usd * 1e6) : (priced ?? 0)));
+    add('ai_unpriced_tokens_total', { business_id, model_name }, unpriced ? e.tokens_used : 0);
+    // The GenAI histograms: every call's duration; tokens of the calls that reported a split.
+    const genai = { business_id, gen_ai_request_model: model_name, gen_ai_operation_name: 'chat' };
+    const msRounded = Math.round(e.response_time_ms);
+    for (const le of GENAI_DURATION_LE) add('gen_ai_client_operation_duration_seconds_bucket', { ...genai, le }, msRounded <= Number(le) * 1000 ? 1 : 0);
+    add('gen_ai_client_operation_duration_seconds_bucket', { ...genai, le: '+Inf' }, 1);
+    const sumKey = sampleKey('gen_ai_client_operation_duration_seconds_sum', genai);
+    durationMs.set(sumKey, (durationMs.get(sumKey) ?? 0) + msRounded);
+    add('gen_ai_client_operation_duration_seconds_count', genai, 1);
+    for (const [type, tokens] of [['input', e.prompt_tokens], ['output', e.completion_tokens]] as const) {
+      const labels = { ...genai, gen_ai_token_type: type };
+      const seen = tokens === undefined ? 0 : 1;
+      for (const le of GENAI_TOKENS_LE) add('gen_ai_client_token_usage_bucket', { ...labels, le }, seen && tokens! <= Number(le) ? 1 : 0);
+      add('gen_ai_client_token_usage_bucket', { ...labels, le: '+Inf' }, seen);
+      add('gen_ai_client_token_usage_sum', labels, tokens ?? 0);
+      add('gen_ai_client_token_usage_count', labels, seen);
+    }
     add('appointments_requested_total', { business_id }, e.appointment_requested ? 1 : 0);
     add('appointments_booked_total', { business_id }, e.appointment_booked ? 1 : 0);
     add('human_handoffs_total', { business_id, reason: 'error' }, e.human_handoff_requested && response_type === 'error' ? 1 : 0);
     add('human_handoffs_total', { business_id, reason: 'complex_query' }, e.human_handoff_requested && response_type !== 'error' ? 1 : 0);
   }
   for (const [key, m] of micros) out.set(key, m / 1e6);
+  for (const [key, ms] of durationMs) out.set(key, ms / 1000);
   for (const business_id of new Set(events.map((e) => e.business_id))) {
     const own = events.filter((e) => e.business_id === business_id);
     add('ai_success_rate', { business_id }, own.reduce((a, e) => a + (e.success_rate ?? 1), 0) / own.length);
@@ -132,7 +170,7 @@ function parse(text: string): { samples: Map<string, number>; types: Map<string,
   return { samples, types };
 }
 
-const BUSINESS = /^(ai_|appointments_|human_handoffs_)/;
+const BUSINESS = /^(ai_|gen_ai_|appointments_|human_handoffs_)/;
 const CONTRACT_TYPES: Record<string, string> = {
   ai_requests_total: 'counter',
   ai_response_time_seconds: 'histogram',
@@ -143,6 +181,9 @@ const CONTRACT_TYPES: Record<string, string> = {
   appointments_booked_total: 'counter',
   human_handoffs_total: 'counter',
   ai_system_info: 'gauge',
+  ai_unpriced_tokens_total: 'counter',
+  gen_ai_client_token_usage: 'histogram',
+  gen_ai_client_operation_duration_seconds: 'histogram',
 };
 
 for (const backend of BACKENDS) {
@@ -161,7 +202,7 @@ for (const backend of BACKENDS) {
       await cleanup();
     });
 
-    it('every ai_*, appointments_* and human_handoffs_* sample equals the contract for the events sent; promtool check metrics passes', async (t) => {
+    it('every ai_*, gen_ai_*, appointments_* and human_handoffs_* sample equals the contract for the events sent; promtool check metrics passes', async (t) => {
       const post = (path: string, json: unknown) => call(`${server.url}${path}`, { method: 'POST', json });
       // One at a time, then the rest in one batch.
       for (const e of EVENTS.slice(0, 3)) assert.equal((await post('/track', e)).status, 200);
@@ -189,7 +230,13 @@ for (const backend of BACKENDS) {
       assert.deepEqual(wrong, [], 'every business sample has its exact value');
       // The histogram is cumulative: each bucket holds at least the one before.
       const buckets = [...BUCKETS_LE, '+Inf'].map((le) => printed.get(sampleKey('ai_response_time_seconds_bucket', { le }))!);
-      assert.deepEqual(buckets, [3, 5, 7, 9, 11, 12, 14], 'hand-counted: ≤100 ms 3, ≤500 5, ≤1000 7, ≤2000 9, ≤5000 11, ≤10000 12, all 14');
+      assert.deepEqual(buckets, [4, 6, 9, 11, 13, 14, 16], 'hand-counted: ≤100 ms 4, ≤500 6, ≤1000 9, ≤2000 11, ≤5000 13, ≤10000 14, all 16');
+      // Priced and unpriced, by hand: the known model's call costs what its rates say, the
+      // unknown model's tokens are unpriced and add nothing to the cost.
+      assert.ok(tableMicros('gpt-4o-mini', 1000, 500)! > 0 && tableMicros('house-model-7', 3, 4) === undefined);
+      assert.equal(printed.get(sampleKey('ai_unpriced_tokens_total', { business_id: ODD, model_name: 'house-model-7' })), 7);
+      assert.equal(printed.get(sampleKey('ai_api_cost_usd_total', { business_id: ODD, model_name: 'house-model-7' })), 0);
+      assert.equal(printed.get(sampleKey('ai_unpriced_tokens_total', { business_id: B, model_name: 'gpt-4o-mini' })), 0);
 
       if (skipPromtool) return skipOrFail(t, `${skipPromtool}: the samples were compared, the exposition not linted`);
       await promtoolCheck(scrape.text);

@@ -324,7 +324,7 @@ describe('append-only write path on PostgreSQL, several processes', { skip: skip
   });
 });
 
-describe('migration to bigint ids and the log-spaced histogram, from the first schema', { skip: skipPostgres }, () => {
+describe('migrations from the first schema: bigint ids, the log-spaced histogram, priced tokens and GenAI series', { skip: skipPostgres }, () => {
   it('upgrades a database created by 0001 with data in it', async () => {
     const db = await createTestDatabase('migrate_0001');
     const sql = postgres(db.url, { max: 1, onnotice: () => {} });
@@ -349,7 +349,15 @@ describe('migration to bigint ids and the log-spaced histogram, from the first s
       const store = openPostgresStore({ url: db.url, poolMax: 2, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
       try {
         const { applied } = await store.migrate();
-        assert.deepEqual(applied, ['0002_append_only_ingest']);
+        assert.deepEqual(applied, ['0002_append_only_ingest', '0003_priced_tokens_genai']);
+        // 0003: first appearances and the GenAI histograms come from the events still stored; the
+        // old events keep their cost as the client's.
+        const before = await store.metricsSnapshot();
+        const [oldest] = await sql<{ id: string }[]>`SELECT min(id)::text AS id FROM mlops.ai_metrics WHERE business_id = 'old'`;
+        assert.equal(before.genai.length, 1);
+        assert.deepEqual([before.genai[0]!.operation_name, before.genai[0]!.duration.count, before.genai[0]!.input.count], ['chat', 5, 0]);
+        const [sources] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM mlops.ai_metrics WHERE cost_source = 'client'`;
+        assert.equal(sources!.n, 5);
         const [column] = await sql<{ data_type: string }[]>`SELECT data_type FROM information_schema.columns
           WHERE table_schema = 'mlops' AND table_name = 'ai_metrics' AND column_name = 'id'`;
         assert.equal(column!.data_type, 'bigint');
@@ -363,6 +371,9 @@ describe('migration to bigint ids and the log-spaced histogram, from the first s
         assert.equal(today.totals.requests, 20, 'the new events (0001 rows are counted by refresh below)');
         const refreshed = await store.refreshAggregates({ force: true });
         assert.ok(refreshed.status === 'done');
+        const after = await store.metricsSnapshot();
+        assert.deepEqual(after.requests.filter((r) => r.intent === 'i').map((r) => String(r.first_id)), [oldest!.id], 'first appearance of a label value');
+        assert.deepEqual(after.models.filter((m) => m.model_name === 'm').map((m) => [String(m.first_id), m.unpriced_tokens]), [[oldest!.id, 0]]);
         const window = await store.analyticsWindow('old', 200);
         assert.equal(window.totals.requests, 4 + 5 + 20);
         // The converted purged day keeps its 4 observations, the raw events their own buckets.

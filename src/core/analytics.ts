@@ -34,12 +34,19 @@ export function businessAnalytics(w: AnalyticsWindow, now: Date) {
       avg_tokens_used: round(ratio(t.tokens_used, t.requests), 2),
       total_tokens_used: t.tokens_used,
       total_api_cost_usd: round(t.api_cost_usd, 6),
+      unpriced_tokens: t.unpriced_tokens,
       appointment_requests: t.appointments_requested,
       appointments_booked: t.appointments_booked,
       human_handoffs: t.human_handoffs,
       appointment_conversion_rate: round(ratio(t.appointments_booked, t.appointments_requested), 4),
       success_rate: round(ratio(t.success_rate_sum, t.requests), 4),
       error_rate: round(ratio(t.errors, t.requests), 4),
+    },
+    cost_by_source: {
+      client_usd: round(t.cost_client_usd, 6),
+      price_table_usd: round(t.cost_price_table_usd, 6),
+      unpriced_requests: t.unpriced_requests,
+      unpriced_tokens: t.unpriced_tokens,
     },
     percentiles: {
       method: PERCENTILE_METHOD,
@@ -51,6 +58,8 @@ export function businessAnalytics(w: AnalyticsWindow, now: Date) {
       appointment_conversion_rate: 'appointments_booked / appointment_requests',
       success_rate: 'mean success_rate of the events',
       error_rate: "share of events whose response_type is 'error'",
+      total_api_cost_usd: 'cost sent by the client plus cost priced from the price table; unpriced events add nothing',
+      unpriced_tokens: 'tokens of events without api_cost_usd whose model (or token split) the price table could not price: their cost is unknown, not $0',
     },
     by_intent: w.by_intent.map((i) => ({ intent: i.intent, requests: i.requests, share: round(ratio(i.requests, t.requests), 4) })),
     by_model: w.by_model.map((m) => ({

@@ -43,6 +43,13 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** A full re-derivation runs at most this often unless forced (clients call it after every event). */
   refreshMinIntervalSeconds: number;
+  /** JSON file of model prices that adds to or overrides the built-in table (contract, "Prices"). */
+  pricesFile: string | undefined;
+  /**
+   * Distinct values per business of each of intent, response_type, model_name (and GenAI
+   * operation) that get their own series on `/metrics`; later ones are summed under `other`.
+   */
+  metricsMaxLabelValues: number;
 }
 
 export class ConfigError extends Error {
@@ -161,6 +168,8 @@ export function loadConfig(env: Env, defaults: ConfigDefaults = {}): Config {
     rateLimitPerMinute: int('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 120_000),
     refreshMinIntervalSeconds: int('REFRESH_MIN_INTERVAL_SECONDS', 60, 0, 86_400),
+    pricesFile: read('PRICES_FILE'),
+    metricsMaxLabelValues: int('METRICS_MAX_LABEL_VALUES', 50, 1, 10_000),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
 import type { InstanceStats, RuntimeInfo } from './runtime-info.ts';
 import type { KeyRing } from './auth.ts';
+import type { PriceTable } from './pricing/prices.ts';
 import type { Store } from '../storage/types.ts';
 
 /** What an adapter passes per request (Hono `Bindings`). All optional: a plain server sends none. */
@@ -39,6 +40,8 @@ export interface AppDeps {
   /** Opens or returns the store; may reject with StoreNotConfiguredError or StoreUnavailableError. */
   getStore: () => Promise<Store>;
   storeInfo: StoreInfo;
+  /** Model prices for events without `api_cost_usd`; default: the built-in table. */
+  prices?: PriceTable;
   stats?: InstanceStats;
   now?: () => Date;
 }

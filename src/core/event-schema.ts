@@ -5,6 +5,7 @@
  */
 import * as z from 'zod/mini';
 import type { NewEvent } from '../storage/types.ts';
+import { builtInPriceTable, priceTokens, type PriceTable } from './pricing/prices.ts';
 import { isStorableText, textProblem } from './text.ts';
 
 const INT4_MAX = 2_147_483_647;
@@ -120,8 +121,28 @@ function validate<T>(schema: z.ZodMiniType<T>, body: unknown): Validation<T> {
 export const validateEvent = (body: unknown) => validate(trackEventSchema, body);
 export const validateBatch = (body: unknown) => validate(trackBatchSchema, body);
 
-/** Applies the contract's defaults and the storage column types (integers, fixed decimals). */
-export function toNewEvent(input: TrackEventInput, eventId: string): NewEvent {
+/** What an event gets beyond its `/track` fields (OTLP spans know these). */
+export interface EventExtras {
+  operation_name?: string;
+  cached_input_tokens?: number | null;
+}
+
+/**
+ * Applies the contract's defaults and the storage column types (integers, fixed decimals), and
+ * the cost: the client's `api_cost_usd` when sent, else the price table's, else `unpriced` (no
+ * cost at all, rather than a $0 nobody measured).
+ */
+export function toNewEvent(input: TrackEventInput, eventId: string, prices: PriceTable = builtInPriceTable(), extras: EventExtras = {}): NewEvent {
+  const model = input.model_name ?? 'gemini-1.5-flash';
+  const prompt = input.prompt_tokens ?? null;
+  const completion = input.completion_tokens ?? null;
+  const cached = extras.cached_input_tokens ?? null;
+  let cost: Pick<NewEvent, 'api_cost_usd' | 'cost_source'>;
+  if (input.api_cost_usd !== undefined && input.api_cost_usd !== null) cost = { api_cost_usd: input.api_cost_usd, cost_source: 'client' };
+  else {
+    const priced = priceTokens({ model, promptTokens: prompt, completionTokens: completion, cachedTokens: cached, totalTokens: input.tokens_used }, prices);
+    cost = priced.source === 'price_table' ? { api_cost_usd: priced.costUsd, cost_source: 'price_table' } : { api_cost_usd: 0, cost_source: 'unpriced' };
+  }
   return {
     business_id: input.business_id,
     event_id: eventId,
@@ -130,10 +151,10 @@ export function toNewEvent(input: TrackEventInput, eventId: string): NewEvent {
     response_time_ms: Math.round(input.response_time_ms),
     success_rate: input.success_rate ?? 1,
     tokens_used: input.tokens_used,
-    prompt_tokens: input.prompt_tokens ?? null,
-    completion_tokens: input.completion_tokens ?? null,
-    api_cost_usd: input.api_cost_usd ?? 0,
-    model_name: input.model_name ?? 'gemini-1.5-flash',
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    ...cost,
+    model_name: model,
     intent_detected: input.intent_detected ?? 'unknown',
     response_type: input.response_type ?? 'unknown',
     appointment_requested: input.appointment_requested ?? false,
@@ -142,5 +163,7 @@ export function toNewEvent(input: TrackEventInput, eventId: string): NewEvent {
     user_message_length: input.user_message_length ?? 0,
     ai_response_length: input.ai_response_length ?? 0,
     user_satisfaction: input.user_satisfaction ?? null,
+    operation_name: extras.operation_name ?? 'chat',
+    cached_input_tokens: cached,
   };
 }

@@ -8,8 +8,9 @@
  * cannot be mistaken for business totals.
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { PROMETHEUS_BUCKETS_MS } from '../storage/latency-buckets.ts';
-import type { MetricsSnapshot } from '../storage/types.ts';
+import { GENAI_DURATION_BUCKETS_MS, GENAI_TOKEN_BUCKETS, PROMETHEUS_BUCKETS_MS } from '../storage/latency-buckets.ts';
+import type { CumulativeHistogram, GenAiSeries, MetricsSnapshot } from '../storage/types.ts';
+import { capLabels } from './label-cap.ts';
 import type { InstanceStats, RuntimeInfo } from './runtime-info.ts';
 
 export const CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -89,29 +90,41 @@ function formatFamilies(families: Family[]): string {
   return `${out.join('\n')}\n`;
 }
 
-function businessFamilies(snapshot: MetricsSnapshot, runtime: RuntimeInfo): Family[] {
+/** The `_bucket`, `_sum` and `_count` samples of one labelled histogram. */
+function histogramSamples(labels: Labels, h: CumulativeHistogram, bounds: readonly number[], scale = 1): Sample[] {
+  return [
+    ...bounds.map((le, i) => ({ suffix: '_bucket', labels: { ...labels, le: String(le / scale) }, value: h.cumulative[i] ?? 0 })),
+    { suffix: '_bucket', labels: { ...labels, le: '+Inf' }, value: h.count },
+    { suffix: '_sum', labels, value: h.sum / scale },
+    { suffix: '_count', labels, value: h.count },
+  ];
+}
+
+const genaiLabels = (g: GenAiSeries): Labels => ({
+  business_id: g.business_id,
+  gen_ai_request_model: g.model_name,
+  gen_ai_operation_name: g.operation_name,
+});
+
+function businessFamilies(snapshot: MetricsSnapshot, runtime: RuntimeInfo, maxLabelValues: number): Family[] {
   const b = snapshot.businesses;
+  const capped = capLabels(snapshot, maxLabelValues);
   const perBusiness = (value: (x: MetricsSnapshot['businesses'][number]) => number) =>
     b.map((x) => ({ labels: { business_id: x.business_id }, value: value(x) }));
   const byModel = (value: (m: MetricsSnapshot['models'][number]) => number) =>
-    snapshot.models.map((m) => ({ labels: { business_id: m.business_id, model_name: m.model_name }, value: value(m) }));
+    capped.models.map((m) => ({ labels: { business_id: m.business_id, model_name: m.model_name }, value: value(m) }));
   return [
     {
       name: 'ai_requests_total',
       help: 'AI replies tracked, from stored events.',
       type: 'counter',
-      samples: snapshot.requests.map((r) => ({ labels: { business_id: r.business_id, response_type: r.response_type, intent: r.intent }, value: r.requests })),
+      samples: capped.requests.map((r) => ({ labels: { business_id: r.business_id, response_type: r.response_type, intent: r.intent }, value: r.requests })),
     },
     {
       name: 'ai_response_time_seconds',
       help: 'Response time of AI replies in seconds, over every stored event.',
       type: 'histogram',
-      samples: [
-        ...PROMETHEUS_BUCKETS_MS.map((le, i) => ({ suffix: '_bucket', labels: { le: String(le / 1000) }, value: snapshot.latency.cumulative[i] ?? 0 })),
-        { suffix: '_bucket', labels: { le: '+Inf' }, value: snapshot.latency.count },
-        { suffix: '_sum', labels: {}, value: snapshot.latency.sum_ms / 1000 },
-        { suffix: '_count', labels: {}, value: snapshot.latency.count },
-      ],
+      samples: histogramSamples({}, { count: snapshot.latency.count, sum: snapshot.latency.sum_ms, cumulative: snapshot.latency.cumulative }, PROMETHEUS_BUCKETS_MS, 1000),
     },
     {
       name: 'ai_success_rate',
@@ -131,7 +144,39 @@ function businessFamilies(snapshot: MetricsSnapshot, runtime: RuntimeInfo): Fami
       ]),
     },
     { name: 'ai_tokens_used_total', help: 'Tokens used, from stored events.', type: 'counter', samples: byModel((m) => m.tokens_used) },
-    { name: 'ai_api_cost_usd_total', help: 'Model API cost in US dollars, from stored events.', type: 'counter', samples: byModel((m) => m.api_cost_usd) },
+    {
+      name: 'ai_api_cost_usd_total',
+      help: 'Model API cost in US dollars (sent by the client or priced from the price table), from stored events.',
+      type: 'counter',
+      samples: byModel((m) => m.api_cost_usd),
+    },
+    {
+      name: 'ai_unpriced_tokens_total',
+      help: 'Tokens of events whose cost is unknown (no api_cost_usd and no price for the model): not counted as $0.',
+      type: 'counter',
+      samples: byModel((m) => m.unpriced_tokens),
+    },
+    {
+      name: 'gen_ai_client_token_usage',
+      help: 'Tokens per model call (OpenTelemetry GenAI), of the calls that reported them, from stored events.',
+      type: 'histogram',
+      samples: capped.genai.flatMap((g) => [
+        ...histogramSamples({ ...genaiLabels(g), gen_ai_token_type: 'input' }, g.input, GENAI_TOKEN_BUCKETS),
+        ...histogramSamples({ ...genaiLabels(g), gen_ai_token_type: 'output' }, g.output, GENAI_TOKEN_BUCKETS),
+      ]),
+    },
+    {
+      name: 'gen_ai_client_operation_duration_seconds',
+      help: 'Duration of model calls in seconds (OpenTelemetry GenAI), from stored events.',
+      type: 'histogram',
+      samples: capped.genai.flatMap((g) => histogramSamples(genaiLabels(g), g.duration, GENAI_DURATION_BUCKETS_MS, 1000)),
+    },
+    {
+      name: 'ai_label_overflow_events_total',
+      help: 'Events whose label value was summed under "other" on this page (METRICS_MAX_LABEL_VALUES per business); the stored events keep it.',
+      type: 'counter',
+      samples: capped.overflow.map((o) => ({ labels: { business_id: o.business_id, label: o.label }, value: o.events })),
+    },
     {
       name: 'ai_system_info',
       help: 'Service information (always 1).',
@@ -141,8 +186,8 @@ function businessFamilies(snapshot: MetricsSnapshot, runtime: RuntimeInfo): Fami
   ];
 }
 
-export async function renderMetrics(snapshot: MetricsSnapshot, runtime: RuntimeInfo, stats: InstanceStats): Promise<string> {
-  const business = formatFamilies(businessFamilies(snapshot, runtime));
+export async function renderMetrics(snapshot: MetricsSnapshot, runtime: RuntimeInfo, stats: InstanceStats, maxLabelValues = 50): Promise<string> {
+  const business = formatFamilies(businessFamilies(snapshot, runtime, maxLabelValues));
   const instance = await instanceRegistry(runtime, stats).metrics();
   return `${business}${instance.trimEnd()}\n`;
 }

@@ -6,7 +6,7 @@
  * (purge, moved from live to archived), and the unfolded tail a read adds (`withTailSql`).
  * Generating all of them from one definition is what keeps them from drifting apart.
  */
-import { latencyBucketSql, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
+import { GENAI_DURATION_BUCKETS_MS, GENAI_TOKEN_BUCKETS, latencyBucketSql, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 
 type Combine = 'sum' | 'min' | 'max';
 
@@ -40,6 +40,20 @@ const countIf = (name: string, cond: string): ValueColumn => ({
 });
 const count = (name: string): ValueColumn => ({ name, expr: 'count(*)', combine: 'sum' });
 
+/**
+ * The id of the first event with a key: the order in which a business's label values appeared,
+ * which the label cap of `/metrics` keeps (the first N values keep their own series). Ids only grow,
+ * so it never changes once set; a purge leaves it (min columns are not subtracted).
+ */
+const firstId: ValueColumn = { name: 'first_id', expr: 'min(e.id)', combine: 'min' };
+
+/** Histogram columns `<prefix>_le_<bound>` counting the rows whose `expr` is at most each bound. */
+const histogram = (prefix: string, expr: string, bounds: readonly number[], where = 'true'): ValueColumn[] => [
+  countIf(`${prefix}_count`, where),
+  sum(`${prefix}_sum`, `CASE WHEN ${where} THEN ${expr} ELSE 0 END`),
+  ...bounds.map((le) => countIf(`${prefix}_le_${le}`, `${where} AND ${expr} <= ${le}`)),
+];
+
 const businessKey = { name: 'business_id', expr: 'e.business_id' };
 
 /** The per-business sums kept both for all time and per day. */
@@ -59,7 +73,7 @@ export const AGGREGATES: readonly AggregateTable[] = [
     name: 'agg_requests',
     scope: 'lifetime',
     keys: [businessKey, { name: 'response_type', expr: 'e.response_type' }, { name: 'intent', expr: 'e.intent_detected' }],
-    values: [count('requests')],
+    values: [count('requests'), firstId],
   },
   {
     name: 'agg_business',
@@ -78,7 +92,26 @@ export const AGGREGATES: readonly AggregateTable[] = [
     name: 'agg_model',
     scope: 'lifetime',
     keys: [businessKey, { name: 'model_name', expr: 'e.model_name' }],
-    values: [count('requests'), sum('tokens_used', 'e.tokens_used'), sum('api_cost_usd', 'e.api_cost_usd')],
+    values: [
+      count('requests'),
+      sum('tokens_used', 'e.tokens_used'),
+      sum('api_cost_usd', 'e.api_cost_usd'),
+      firstId,
+      sum('unpriced_tokens', "CASE WHEN e.cost_source = 'unpriced' THEN e.tokens_used ELSE 0 END"),
+    ],
+  },
+  {
+    // The OpenTelemetry GenAI client histograms: duration of every call, input and output tokens of
+    // the calls that reported them (a call without a count is not observed as 0 tokens).
+    name: 'agg_genai',
+    scope: 'lifetime',
+    keys: [businessKey, { name: 'model_name', expr: 'e.model_name' }, { name: 'operation_name', expr: 'e.operation_name' }],
+    values: [
+      firstId,
+      ...histogram('duration', 'e.response_time_ms', GENAI_DURATION_BUCKETS_MS),
+      ...histogram('input', 'e.prompt_tokens', GENAI_TOKEN_BUCKETS, 'e.prompt_tokens IS NOT NULL'),
+      ...histogram('output', 'e.completion_tokens', GENAI_TOKEN_BUCKETS, 'e.completion_tokens IS NOT NULL'),
+    ],
   },
   {
     name: 'agg_latency',
@@ -98,6 +131,11 @@ export const AGGREGATES: readonly AggregateTable[] = [
       ...businessSums,
       countIf('human_handoffs', 'e.human_handoff_requested'),
       countIf('errors', "e.response_type = 'error'"),
+      // Cost by where it came from; unpriced events have no cost, only tokens nobody priced.
+      sum('cost_client_usd', "CASE WHEN e.cost_source = 'client' THEN e.api_cost_usd ELSE 0 END"),
+      sum('cost_price_table_usd', "CASE WHEN e.cost_source = 'price_table' THEN e.api_cost_usd ELSE 0 END"),
+      countIf('unpriced_requests', "e.cost_source = 'unpriced'"),
+      sum('unpriced_tokens', "CASE WHEN e.cost_source = 'unpriced' THEN e.tokens_used ELSE 0 END"),
     ],
   },
   {

@@ -76,3 +76,11 @@ export function bucketCounts(values: readonly number[]): BucketCount[] {
   }
   return [...counts].map(([bucket, count]) => ({ bucket, count }));
 }
+
+/**
+ * The OpenTelemetry GenAI semantic conventions' explicit bucket boundaries (contract, "Prometheus
+ * series"): `gen_ai.client.operation.duration` in seconds, here in the stored whole milliseconds,
+ * and `gen_ai.client.token.usage` in tokens.
+ */
+export const GENAI_DURATION_BUCKETS_MS = [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 40960, 81920] as const;
+export const GENAI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864] as const;

@@ -6,7 +6,7 @@
 import { aggregateTable, AGGREGATES, eventById, FOLD_QUEUE, FOLDED_EVENTS, SCHEMA, tailEventsSql, upsertSql, withTailSql } from './aggregates.ts';
 import { isDataError, isRetryableConflict, isUnavailableError, StoreDataError, StoreUnavailableError } from './errors.ts';
 import type { SqlExecutor } from './executor.ts';
-import { PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
+import { GENAI_DURATION_BUCKETS_MS, GENAI_TOKEN_BUCKETS, PROMETHEUS_BUCKETS_MS } from './latency-buckets.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type {
   AnalyticsWindow, BusinessTotals, FoldOptions, FoldReport, InsertOutcome, MetricsSnapshot, NewEvent, PurgeReport, RefreshOptions,
@@ -22,7 +22,11 @@ const EVENT_COLUMNS: readonly [name: keyof NewEvent, type: string][] = [
   ['human_handoff_requested', 'boolean'], ['appointment_booked', 'boolean'],
   ['user_message_length', 'integer'], ['ai_response_length', 'integer'], ['response_type', 'text'],
   ['event_id', 'text'], ['user_satisfaction', 'double precision'],
+  ['cost_source', 'text'], ['operation_name', 'text'], ['cached_input_tokens', 'integer'],
 ];
+
+/** What an absent optional field of `NewEvent` is stored as (the other columns take NULL). */
+const EVENT_DEFAULTS: Partial<Record<keyof NewEvent, string>> = { cost_source: "'client'", operation_name: "'chat'" };
 
 const ISO = `'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'`;
 const LIFETIME = AGGREGATES.filter((t) => t.scope === 'lifetime');
@@ -44,7 +48,7 @@ const INSERT_SQL = (() => {
   const ctes = [
     `input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(${recordset}))`,
     `ins AS (INSERT INTO ${SCHEMA}.ai_metrics (${names.join(', ')}, created_at)
-      SELECT ${names.join(', ')}, coalesce(created_at, now()) AT TIME ZONE 'utc' FROM input
+      SELECT ${names.map((n) => (EVENT_DEFAULTS[n] ? `coalesce(${n}, ${EVENT_DEFAULTS[n]})` : n)).join(', ')}, coalesce(created_at, now()) AT TIME ZONE 'utc' FROM input
       -- Key order: two batches sharing event ids take their index locks in one order, never a deadlock.
       ORDER BY business_id, event_id, ord
       ON CONFLICT (business_id, event_id) DO NOTHING RETURNING id, business_id, event_id, created_at)`,
@@ -77,13 +81,23 @@ const ALL_TAIL = `tail AS (${tailEventsSql()})`;
 
 const BUSINESS_TOTALS_SQL = `WITH ${ALL_TAIL} SELECT (${BUSINESS_TOTALS_BODY}) AS rows`;
 
+/** `{count, sum, cumulative:[…]}` of the histogram columns `<prefix>_*` of agg_genai. */
+const genaiHistogram = (prefix: string, bounds: readonly number[]) =>
+  `json_build_object('count', ${prefix}_count, 'sum', ${prefix}_sum, 'cumulative', json_build_array(${bounds.map((le) => `${prefix}_le_${le}`).join(', ')}))`;
+
 /** Everything `/metrics` prints, in one statement: one snapshot of aggregates + tail. */
 const METRICS_SQL = `WITH ${ALL_TAIL} SELECT json_build_object(
   'requests', (SELECT coalesce(json_agg(r ORDER BY r.business_id, r.response_type, r.intent), '[]'::json) FROM (
-      SELECT business_id, response_type, intent, requests FROM ${tail('agg_requests')} x) r),
+      SELECT business_id, response_type, intent, requests, first_id FROM ${tail('agg_requests')} x) r),
   'businesses', (${BUSINESS_TOTALS_BODY}),
   'models', (SELECT coalesce(json_agg(m ORDER BY m.business_id, m.model_name), '[]'::json) FROM (
-      SELECT business_id, model_name, requests, tokens_used, api_cost_usd FROM ${tail('agg_model')} x) m),
+      SELECT business_id, model_name, requests, tokens_used, api_cost_usd, first_id, unpriced_tokens FROM ${tail('agg_model')} x) m),
+  'genai', (SELECT coalesce(json_agg(g ORDER BY g.business_id, g.model_name, g.operation_name), '[]'::json) FROM (
+      SELECT business_id, model_name, operation_name, first_id,
+        ${genaiHistogram('duration', GENAI_DURATION_BUCKETS_MS)} AS duration,
+        ${genaiHistogram('input', GENAI_TOKEN_BUCKETS)} AS input,
+        ${genaiHistogram('output', GENAI_TOKEN_BUCKETS)} AS output
+      FROM ${tail('agg_genai')} x) g),
   'latency', (SELECT json_build_object('count', coalesce(sum(count), 0), 'sum_ms', coalesce(sum(sum_ms), 0),
       'cumulative', json_build_array(${PROMETHEUS_BUCKETS_MS.map((le) => `coalesce(sum(le_${le}), 0)`).join(', ')}))
     FROM ${tail('agg_latency')} x),
@@ -105,6 +119,8 @@ const ANALYTICS_SQL = `WITH bounds AS (
         'api_cost_usd', coalesce(sum(api_cost_usd), 0), 'appointments_requested', coalesce(sum(appointments_requested), 0),
         'appointments_booked', coalesce(sum(appointments_booked), 0), 'human_handoffs', coalesce(sum(human_handoffs), 0),
         'errors', coalesce(sum(errors), 0),
+        'cost_client_usd', coalesce(sum(cost_client_usd), 0), 'cost_price_table_usd', coalesce(sum(cost_price_table_usd), 0),
+        'unpriced_requests', coalesce(sum(unpriced_requests), 0), 'unpriced_tokens', coalesce(sum(unpriced_tokens), 0),
         'conversations', (SELECT count(DISTINCT conversation_key) FROM ${tail('conversation_days', inWindow)} c))
       FROM window_days),
     'latency_buckets', (SELECT coalesce(json_agg(json_build_object('bucket', bucket, 'count', requests) ORDER BY bucket), '[]'::json) FROM (

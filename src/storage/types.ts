@@ -3,6 +3,8 @@
  * (`sql-store.ts`): PostgreSQL through postgres.js and embedded PGlite.
  */
 
+export type CostSource = 'client' | 'price_table' | 'unpriced';
+
 /** One validated event, in the column names of the Next.js app's `ai_metrics` table. */
 export interface NewEvent {
   business_id: string;
@@ -25,6 +27,12 @@ export interface NewEvent {
   user_message_length: number;
   ai_response_length: number;
   user_satisfaction: number | null;
+  /** Where `api_cost_usd` came from (default `client`); `unpriced` events cost nothing known. */
+  cost_source?: CostSource;
+  /** The GenAI operation (`chat`, `text_completion`, `embeddings`…; default `chat`). */
+  operation_name?: string;
+  /** The part of `prompt_tokens` read from the vendor's prompt cache, when reported. */
+  cached_input_tokens?: number | null;
   /** Only for seeding and imports; the HTTP API always lets the database stamp the time. */
   created_at?: string;
 }
@@ -43,6 +51,8 @@ export interface RequestSeries {
   response_type: string;
   intent: string;
   requests: number;
+  /** Id of the first event with this key (null: its events were purged before it was recorded). */
+  first_id: number | null;
 }
 
 export interface BusinessTotals {
@@ -67,6 +77,29 @@ export interface ModelSeries {
   requests: number;
   tokens_used: number;
   api_cost_usd: number;
+  first_id: number | null;
+  /** Tokens of events no price was known for (`cost_source = unpriced`). */
+  unpriced_tokens: number;
+}
+
+/** A cumulative histogram: `cumulative[i]` counts observations ≤ the i-th bound. */
+export interface CumulativeHistogram {
+  count: number;
+  sum: number;
+  cumulative: number[];
+}
+
+/** The GenAI client histograms of one business, model and operation. */
+export interface GenAiSeries {
+  business_id: string;
+  model_name: string;
+  operation_name: string;
+  first_id: number | null;
+  /** Milliseconds, bounds `GENAI_DURATION_BUCKETS_MS`. */
+  duration: CumulativeHistogram;
+  /** Tokens, bounds `GENAI_TOKEN_BUCKETS`; calls that reported a count only. */
+  input: CumulativeHistogram;
+  output: CumulativeHistogram;
 }
 
 /** Cumulative latency histogram over every event ever accepted (Prometheus buckets). */
@@ -82,6 +115,7 @@ export interface MetricsSnapshot {
   requests: RequestSeries[];
   businesses: BusinessTotals[];
   models: ModelSeries[];
+  genai: GenAiSeries[];
   latency: LatencyHistogram;
 }
 
@@ -103,6 +137,10 @@ export interface AnalyticsWindow {
     human_handoffs: number;
     errors: number;
     conversations: number;
+    cost_client_usd: number;
+    cost_price_table_usd: number;
+    unpriced_requests: number;
+    unpriced_tokens: number;
   };
   /** Counts per log-spaced latency bucket (see `latency-buckets.ts`), summed over the window; only non-empty buckets. */
   latency_buckets: { bucket: number; count: number }[];

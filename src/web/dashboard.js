@@ -480,7 +480,7 @@
     const a = id ? state.details.get(id) : null;
     section.hidden = !id;
     if (!id) {
-      ['chart-requests', 'chart-response', 'chart-models', 'chart-intents'].forEach(undraw);
+      ['chart-requests', 'chart-response', 'chart-models', 'chart-intents', 'chart-cost-source'].forEach(undraw);
       return;
     }
     $('#detail-title').textContent = id;
@@ -501,7 +501,11 @@
       ['p50', 'p50', m.p50_response_time_ms, fmt.ms(m.p50_response_time_ms)],
       ['p95', 'p95', m.p95_response_time_ms, `${fmt.ms(m.p95_response_time_ms)}`],
       ['tokens', 'Tokens', m.total_tokens_used, fmt.int(m.total_tokens_used), `${fmt.int(Math.round(m.avg_tokens_used))} per reply`],
-      ['cost', 'Cost', m.total_api_cost_usd, fmt.usd(m.total_api_cost_usd)],
+      ['cost', 'Cost', m.total_api_cost_usd, fmt.usd(m.total_api_cost_usd), `client ${fmt.usd(a.cost_by_source.client_usd)} · price table ${fmt.usd(a.cost_by_source.price_table_usd)}`],
+      // Unknown cost is shown as unknown, never folded into the dollars as $0.
+      ['unpriced', 'Unpriced tokens', m.unpriced_tokens, fmt.int(m.unpriced_tokens),
+        a.cost_by_source.unpriced_requests ? `${fmt.int(a.cost_by_source.unpriced_requests)} replies of unknown cost` : 'every reply has a cost',
+        a.cost_by_source.unpriced_requests ? 'warn' : ''],
       ['conversion', 'Conversion', m.appointment_conversion_rate, m.appointment_requests ? fmt.pct(m.appointment_conversion_rate) : '—', `${fmt.int(m.appointments_booked)} of ${fmt.int(m.appointment_requests)}`],
       ['handoffs', 'Hand-offs', m.human_handoffs, fmt.int(m.human_handoffs)],
     ];
@@ -546,6 +550,16 @@
       yLabel: 'USD',
       colors: [getComputedStyle(document.documentElement).getPropertyValue('--mc-3').trim() || undefined],
       emptyText: none,
+    });
+    const source = a.cost_by_source;
+    draw('chart-cost-source', 'bars', {
+      title: 'Cost by source (USD)',
+      labels: ['client', 'price table'],
+      series: [{ label: 'cost USD', values: [source.client_usd, source.price_table_usd] }],
+      xLabel: 'source',
+      yLabel: 'USD',
+      colors: [getComputedStyle(document.documentElement).getPropertyValue('--mc-4').trim() || undefined],
+      emptyText: source.unpriced_requests ? `Only unpriced replies: ${fmt.int(source.unpriced_tokens)} tokens of unknown cost` : none,
     });
     const intents = [...a.by_intent].sort((p, q) => q.requests - p.requests);
     draw('chart-intents', 'bars', {

@@ -6,6 +6,7 @@
  * phase: configuration, the app, and the WHATWG globals. The database driver loads on first use.
  */
 import { createApp } from '../../core/app.ts';
+import type { PriceTable } from '../../core/pricing/prices.ts';
 import { ConfigError, loadConfig, type Config } from '../../core/config.ts';
 import { createLogger } from '../../core/logger.ts';
 import { applyRetention, RETENTION_INTERVAL_MS } from '../../core/retention.ts';
@@ -46,6 +47,18 @@ try {
   if (!(error instanceof ConfigError)) throw error;
   configProblem = error.message;
 }
+// PRICES_FILE (a file in the package or a layer) is read at init; a bad one is a configuration
+// problem like a bad variable. Without it the built-in table loads on the first event needing it.
+let prices: PriceTable | undefined;
+if (config?.pricesFile) {
+  const { loadPriceTable } = await import('../../core/pricing/prices.ts');
+  try {
+    prices = await loadPriceTable(config.pricesFile);
+  } catch (error) {
+    configProblem = (error as Error).message;
+    config = undefined;
+  }
+}
 const logger = createLogger(config?.logLevel ?? 'info', { service: 'mlops-service', runtime: 'lambda', instance_id: runtime.instanceId });
 if (configProblem) logger.error('invalid configuration: every request will be answered 503', { problem: configProblem });
 
@@ -75,7 +88,7 @@ async function readyApp(): Promise<ReturnType<typeof createApp> | undefined> {
     if (keysProblem !== undefined) logger.info('API keys read: serving requests');
     keysProblem = undefined;
   }
-  app = createApp({ config: { ...config, apiKeys }, logger, runtime, stats, getStore, storeInfo });
+  app = createApp({ config: { ...config, apiKeys }, logger, runtime, stats, getStore, storeInfo, ...(prices ? { prices } : {}) });
   return app;
 }
 await readyApp();

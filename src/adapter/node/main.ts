@@ -6,6 +6,7 @@
 import { ConfigError, loadConfig } from '../../core/config.ts';
 import { batchedSink, createLogger } from '../../core/logger.ts';
 import { StoreStartupError, StoreUnavailableError } from '../../storage/errors.ts';
+import { PriceTableError } from '../../core/pricing/prices.ts';
 import { startServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -24,7 +25,7 @@ async function main(): Promise<void> {
   try {
     server = await startServer(config, logger);
   } catch (error) {
-    const known = error instanceof StoreStartupError || error instanceof StoreUnavailableError;
+    const known = error instanceof StoreStartupError || error instanceof StoreUnavailableError || error instanceof PriceTableError;
     const message = known ? (error as Error).message : `could not start: ${(error as Error).message}`;
     logger.error(message, known ? {} : { err: error });
     if (error instanceof StoreUnavailableError && config.databaseUrl) {

@@ -39,6 +39,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   // of a request here. @hono/node-server already lightens Request and Response.
   installLightweightGlobals({ headers: true, response: false });
   const runtime: RuntimeInfo = { name: 'server', instanceId: `${hostname()}-${process.pid}`, startedAt: Date.now(), version: VERSION };
+  // A bad PRICES_FILE stops start-up (PriceTableError names the file and the entries), before the
+  // database is opened; without one the built-in table loads on the first event that needs it.
+  const prices = config.pricesFile ? await (await import('../../core/pricing/prices.ts')).loadPriceTable(config.pricesFile) : undefined;
+  if (prices) logger.info('prices loaded', { prices_file: config.pricesFile, models: prices.entries.length });
   const store = await openStore(config);
   try {
     if (config.migrateOnStart) {
@@ -58,6 +62,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     stats,
     getStore: () => Promise.resolve(store),
     storeInfo: { kind: store.kind, description: store.description },
+    ...(prices ? { prices } : {}),
   });
 
   const stopRetention = config.retentionDays ? scheduleRetention(store, config.retentionDays, logger) : () => {};

@@ -12,7 +12,7 @@ export function registerMetrics(app: App, ctx: AppContext): void {
     const snapshot = await store.metricsSnapshot();
     // Loaded on the first scrape only: prom-client is a large share of a cold start.
     const { renderMetrics, CONTENT_TYPE } = await import('../prometheus.ts');
-    const body = await renderMetrics(snapshot, ctx.deps.runtime, ctx.stats);
+    const body = await renderMetrics(snapshot, ctx.deps.runtime, ctx.stats, ctx.deps.config.metricsMaxLabelValues);
     return c.body(body, 200, { 'Content-Type': CONTENT_TYPE, 'Cache-Control': 'no-store' });
   });
 }

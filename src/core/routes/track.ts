@@ -4,6 +4,7 @@ import type { App, AppContext, AppEnv } from '../context.ts';
 import { toNewEvent, validateBatch, validateEvent } from '../event-schema.ts';
 import { ApiError } from '../http-errors.ts';
 import { payloadTooLarge, readJsonBody, requireObject } from '../json-body.ts';
+import { builtInPriceTable } from '../pricing/prices.ts';
 import { textProblem } from '../text.ts';
 import type { MiddlewareHandler } from 'hono';
 
@@ -28,6 +29,8 @@ function idempotencyKey(header: string | undefined, bodyKey: string | null | und
 
 export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
   const max = ctx.deps.config.maxBodyBytes;
+  // The built-in table is validated on first use, not at start-up (a cold /health never needs it).
+  const prices = () => ctx.deps.prices ?? builtInPriceTable();
   const tooLarge = () => {
     throw payloadTooLarge(max);
   };
@@ -50,7 +53,7 @@ export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler
     if (!result.ok) throw new ApiError(400, 'validation_error', result.message, result.details);
     const eventId = idempotencyKey(c.req.header('idempotency-key'), result.value.event_id) ?? crypto.randomUUID();
     const store = await ctx.deps.getStore();
-    const [outcome] = await store.insertEvents([toNewEvent(result.value, eventId)]);
+    const [outcome] = await store.insertEvents([toNewEvent(result.value, eventId, prices())]);
     return c.json({
       status: 'success',
       message: 'Metrics tracked successfully',
@@ -67,7 +70,7 @@ export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler
     const body = requireObject(await readJsonBody(c, max));
     const result = validateBatch(body);
     if (!result.ok) throw new ApiError(400, 'validation_error', result.message, result.details);
-    const events = result.value.events.map((e) => toNewEvent(e, e.event_id ?? crypto.randomUUID()));
+    const events = result.value.events.map((e) => toNewEvent(e, e.event_id ?? crypto.randomUUID(), prices()));
     const store = await ctx.deps.getStore();
     const outcomes = await store.insertEvents(events);
     const duplicates = outcomes.filter((o) => o.duplicate).length;
