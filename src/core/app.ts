@@ -18,6 +18,7 @@ import { registerDashboard } from './routes/dashboard.ts';
 import { registerHealth } from './routes/health.ts';
 import { registerIndex } from './routes/index.ts';
 import { registerMetrics } from './routes/metrics.ts';
+import { registerOtlp } from './routes/otlp.ts';
 import { registerTrack } from './routes/track.ts';
 import { InstanceStats } from './runtime-info.ts';
 import { createRateLimiter } from './rate-limit.ts';
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps) {
   registerHealth(app, ctx);
   registerMetrics(app, ctx);
   registerTrack(app, ctx, requireApiKey);
+  registerOtlp(app, ctx, requireApiKey);
   registerAnalytics(app, ctx, requireApiKey);
   registerDashboard(app, ctx);
 

@@ -32,6 +32,12 @@ const SUCCESS: Record<string, Json> = {
   'GET /analytics': json({ $ref: '#/components/schemas/AnalyticsSummary' }, 'One row per business'),
   'GET /analytics/{business_id}': json({ $ref: '#/components/schemas/BusinessAnalytics' }, 'Aggregates over the window'),
   'GET /openapi.json': json({ type: 'object' }, 'This document'),
+  'POST /v1/traces': {
+    description:
+      'ExportTraceServiceResponse in the request encoding, sent after the commit; partial_success counts the spans that ' +
+      'looked like model calls but could not become events, and says why',
+    content: { 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } }, 'application/json': { schema: { type: 'object' } } },
+  },
 };
 
 function operation(route: RouteSpec): Json {
@@ -69,6 +75,16 @@ function operation(route: RouteSpec): Json {
     res['413'] = err('Body over the size limit');
     res['415'] = err('Content-Type is not JSON');
   }
+  if (route.path === '/v1/traces') {
+    op.requestBody = {
+      required: true,
+      description: 'OTLP/HTTP ExportTraceServiceRequest; Content-Encoding: gzip accepted',
+      content: { 'application/x-protobuf': { schema: { type: 'string', format: 'binary' } }, 'application/json': { schema: { type: 'object' } } },
+    };
+    res['400'] = err('Undecodable body (bad protobuf, JSON or gzip)');
+    res['413'] = err('Body (or its decompressed size) over the limit');
+    res['415'] = err('Content-Type is neither application/x-protobuf nor application/json');
+  }
   if (route.auth === 'api-key') {
     op.security = [{ apiKey: [] }, { bearer: [] }];
     res['401'] = err('No API key sent (only when keys are configured)');
@@ -77,8 +93,8 @@ function operation(route: RouteSpec): Json {
   }
   if (route.auth === 'metrics-token') {
     op.security = [{ bearer: [] }, {}];
-    res['401'] = err('No token sent (only when METRICS_TOKEN is set)');
-    res['403'] = err('Wrong token');
+    res['401'] = err('No credential sent (only when METRICS_TOKEN or API keys are configured); the metrics token or an API key is accepted');
+    res['403'] = err('Wrong token or key');
   }
   if (route.path !== '/health' && route.path !== '/' && route.path !== '/openapi.json') {
     res['503'] = err('Database unreachable; retry after Retry-After seconds');

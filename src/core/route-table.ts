@@ -25,6 +25,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'GET', path: '/analytics', name: 'analytics', summary: 'One summary row per business', auth: 'api-key' },
   { method: 'GET', path: '/analytics/{business_id}', name: 'business_analytics', summary: 'Aggregates of one business over a window of days', auth: 'api-key' },
   { method: 'GET', path: '/openapi.json', name: 'openapi', summary: 'This API as an OpenAPI 3.1 document', auth: 'none' },
+  { method: 'POST', path: '/v1/traces', name: 'otlp_traces', summary: 'OTLP/HTTP trace export (protobuf or JSON): model-call spans become events', auth: 'api-key' },
 ];
 
 /** `/analytics/{business_id}` → `/analytics/:business_id` */

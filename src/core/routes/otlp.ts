@@ -1,0 +1,51 @@
+/**
+ * `POST /v1/traces`: OTLP/HTTP trace export. Model-call spans become events (see
+ * otlp/spans-to-events.ts), stored in one all-or-nothing write per request; the answer is an
+ * ExportTraceServiceResponse in the request's encoding, sent only after the commit.
+ */
+import { bodyLimit } from 'hono/body-limit';
+import type { MiddlewareHandler } from 'hono';
+import type { App, AppContext, AppEnv } from '../context.ts';
+import { toNewEvent } from '../event-schema.ts';
+import { payloadTooLarge } from '../json-body.ts';
+import type { MappedCall } from '../otlp/index.ts';
+import { builtInPriceTable } from '../pricing/prices.ts';
+
+
+export function registerOtlp(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
+  const max = ctx.deps.config.maxBodyBytes;
+  const tooLarge = () => {
+    throw payloadTooLarge(max);
+  };
+  const streamingLimit = bodyLimit({ maxSize: max, onError: tooLarge });
+  // A declared length (always, on Lambda) is checked without touching the body stream; a chunked
+  // body (a gzip exporter on a server) is counted as it streams in. The limit applies again to
+  // the decompressed bytes (otlp/body.ts).
+  const limit: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared === undefined || c.req.header('transfer-encoding')) return streamingLimit(c, next);
+    if (Number(declared) > max) tooLarge();
+    await next();
+  };
+
+  app.post('/v1/traces', auth, limit, async (c) => {
+    const otlp = await import('../otlp/index.ts');
+    const encoding = otlp.requestEncoding(c.req.header('content-type'));
+    const raw = new Uint8Array(await c.req.arrayBuffer());
+    const body = await otlp.decodedBody(raw, c.req.header('content-encoding'), max);
+    const batch = otlp.spansToEvents(otlp.decodeExportRequest(body, encoding));
+    if (batch.calls.length > 0) {
+      const store = await ctx.deps.getStore();
+      const prices = ctx.deps.prices ?? builtInPriceTable();
+      const toStored = (call: MappedCall) =>
+        toNewEvent(call.input, call.input.event_id, prices, { operation_name: call.operationName, cached_input_tokens: call.cachedInputTokens ?? null });
+      await store.insertEvents(batch.calls.map(toStored));
+    }
+    if (batch.rejected > 0) {
+      // Counts and validation messages only: span attributes (prompts included) are never logged.
+      ctx.deps.logger.warn('otlp spans rejected', { request_id: c.get('requestId'), rejected: batch.rejected, reason: otlp.rejectionMessage(batch) });
+    }
+    const answer = otlp.exportResponse(encoding, batch);
+    return c.body(answer.body as Uint8Array<ArrayBuffer> | string, 200, { 'Content-Type': answer.contentType });
+  });
+}
