@@ -221,7 +221,7 @@ describe('Lambda stack (defaults)', () => {
     assert.equal(fn.Properties.Handler, 'index.handler');
     assert.equal(fn.Properties.MemorySize, 512);
     assert.equal(fn.Properties.Timeout, 30);
-    assert.deepEqual(fn.Properties.Environment.Variables, { NODE_OPTIONS: '--enable-source-maps', ENVIRONMENT: 'production', LOG_LEVEL: 'info' });
+    assert.deepEqual(fn.Properties.Environment.Variables, { ENVIRONMENT: 'production', LOG_LEVEL: 'info' });
     assert.equal(fn.Properties.Layers, undefined, 'no secrets → no extension layer');
     assert.equal(fn.Properties.ReservedConcurrentExecutions, undefined);
     // The code is the asset of the given directory (not a NodejsFunction bundle).

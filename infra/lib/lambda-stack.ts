@@ -148,10 +148,9 @@ export class MlopsLambdaStack extends Stack {
       logLevel: lambda.ParamsAndSecretsLogLevel.WARN,
     });
 
-    const baseEnv: Record<string, string> = {
-      NODE_OPTIONS: '--enable-source-maps',
-      ...L.environment,
-    };
+    // No NODE_OPTIONS=--enable-source-maps: the Lambda bundle ships readable names instead of
+    // source maps (scripts/package-lambda.ts), and the flag would parse maps on every cold start.
+    const baseEnv: Record<string, string> = { ...L.environment };
 
     this.logGroup = new logs.LogGroup(this, 'FunctionLogGroup', {
       retention,
