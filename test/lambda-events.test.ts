@@ -36,6 +36,7 @@ const EXPECTED: Record<string, { status?: number; warm?: true; shape: 'v2' | 'v1
   'synthetic-v2-named-stage-get-metrics.json': { status: 200, shape: 'v2', check: (r) => assert.match(r.body, /# TYPE ai_requests_total counter/) },
   'synthetic-v2-named-stage-post-track-base64-no-content-type.json': { status: 400, shape: 'v2', check: (_, b) => assert.equal(b.message, 'Missing required field: business_id') },
   'synthetic-v2-named-stage-post-track-json.json': { status: 400, shape: 'v2', check: (_, b) => assert.deepEqual(b.details.map((d: any) => d.field).sort(), ['business_id', 'response_time_ms', 'tokens_used']) },
+  'vpc-lattice-v1-powertools.json': { status: 404, shape: 'lattice', check: (_, b) => assert.match(b.message, /GET \/testpath/) },
   'vpc-lattice-v2-powertools.json': { status: 404, shape: 'lattice' },
 };
 

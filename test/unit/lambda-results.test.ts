@@ -61,6 +61,35 @@ describe('Lambda request mapping', () => {
     assert.deepEqual(url1.searchParams.getAll('parameter1'), ['value1', 'value2']);
   });
 
+  it('VPC Lattice v2 (lists of values: repeated keys and headers) and v1 (snake_case, AWS sample)', () => {
+    const base = fixture('vpc-lattice-v2-powertools.json') as Record<string, unknown>;
+    const v2 = classifyEvent({
+      ...base,
+      path: '/analytics/lattice-biz',
+      headers: { host: 'svc.vpc-lattice-svcs.us-east-2.on.aws', accept: ['application/json', 'text/plain'] },
+      queryStringParameters: { model: ['gpt-4o', 'claude'], days: ['7'] },
+    }) as any;
+    assert.equal(v2.type, 'http');
+    assert.equal(v2.request.source, 'vpc-lattice');
+    const r2 = toRequest(v2.request).request;
+    const url2 = new URL(r2.url);
+    assert.equal(url2.pathname, '/analytics/lattice-biz');
+    assert.deepEqual(url2.searchParams.getAll('model'), ['gpt-4o', 'claude']);
+    assert.deepEqual(url2.searchParams.getAll('days'), ['7']);
+    assert.equal(r2.headers.get('accept'), 'application/json, text/plain');
+
+    const v1 = classifyEvent(fixture('vpc-lattice-v1-powertools.json')) as any;
+    assert.equal(v1.type, 'http');
+    assert.deepEqual([v1.request.source, v1.request.method, v1.request.routePath], ['vpc-lattice', 'GET', '/testpath']);
+    const url1 = new URL(toRequest(v1.request).request.url);
+    assert.equal(url1.host, 'test-lambda-service-3908sdf9u3u.dkfjd93.vpc-lattice-svcs.us-east-2.on.aws');
+    assert.deepEqual([...url1.searchParams], [['order-id', '1']]);
+    // A query left in the path (no map) is kept, not glued to the route.
+    const inPath = classifyEvent({ raw_path: '/analytics/x?days=3&days=3', method: 'GET', headers: {} }) as any;
+    assert.equal(inPath.request.routePath, '/analytics/x');
+    assert.deepEqual(new URL(toRequest(inPath.request).request.url).searchParams.getAll('days'), ['3', '3']);
+  });
+
   it('joins multi-value headers and passes v2 cookies as a Cookie header', () => {
     const v1 = classifyEvent(fixture('apigw-v1-rest-aws-docs-input-format.json')) as any;
     assert.equal(toRequest(v1.request).request.headers.get('header2'), 'value1, value2');

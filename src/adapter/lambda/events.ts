@@ -61,6 +61,8 @@ export function classifyEvent(event: unknown): ClassifiedEvent {
     if (event.version === '2.0' && typeof event.method === 'string' && typeof event.path === 'string' && 'serviceNetworkArn' in rc) {
       return { type: 'http', request: fromLattice(event) };
     }
+    // VPC Lattice's event structure v1: snake_case fields, no version and no requestContext.
+    if (typeof event.raw_path === 'string' && typeof event.method === 'string') return { type: 'http', request: fromLatticeV1(event) };
   } catch (error) {
     return { type: 'unknown', description: `an HTTP-like event that could not be read (${(error as Error).message})` };
   }
@@ -111,7 +113,11 @@ function queryFromMaps(single: unknown, multi: unknown): string {
   if (isObject(multi)) {
     for (const [k, values] of Object.entries(multi)) if (Array.isArray(values)) for (const v of values) params.push(`${enc(k)}=${enc(String(v))}`);
   } else if (isObject(single)) {
-    for (const [k, v] of Object.entries(single)) if (v != null) params.push(`${enc(k)}=${enc(String(v))}`);
+    // VPC Lattice v2 sends each key's values as a list (a repeated key): one pair per value.
+    for (const [k, v] of Object.entries(single)) {
+      if (Array.isArray(v)) for (const x of v) params.push(`${enc(k)}=${enc(String(x))}`);
+      else if (v != null) params.push(`${enc(k)}=${enc(String(v))}`);
+    }
   }
   return params.join('&');
 }
@@ -215,22 +221,28 @@ function fromAlb(e: Json): HttpEventRequest {
   };
 }
 
-function fromLattice(e: Json): HttpEventRequest {
-  const headers = collectHeaders(e.headers, undefined);
+/** Both VPC Lattice structures; the path may carry the query string when no map is given. */
+function latticeRequest(path: string, method: unknown, headerMap: unknown, queryMap: unknown, body: unknown, base64: unknown): HttpEventRequest {
+  const headers = collectHeaders(headerMap, undefined);
+  const [pathOnly, inPath = ''] = path.split(/\?(.*)/s);
+  const query = queryFromMaps(queryMap, undefined) || inPath;
   return {
     source: 'vpc-lattice',
-    method: String(e.method).toUpperCase(),
-    rawPath: e.path,
-    routePath: e.path.split('?')[0] || '/',
+    method: String(method).toUpperCase(),
+    rawPath: pathOnly || '/',
+    routePath: pathOnly || '/',
     prefix: '',
-    query: queryFromMaps(e.queryStringParameters, undefined),
+    query,
     headers,
-    body: decodeBody(e.body, e.isBase64Encoded),
+    body: decodeBody(body, base64),
     host: safeHost(headerValue(headers, 'host')),
     protocol: 'https',
     multiValueHeaders: false,
   };
 }
+
+const fromLattice = (e: Json) => latticeRequest(e.path, e.method, e.headers, e.queryStringParameters, e.body, e.isBase64Encoded);
+const fromLatticeV1 = (e: Json) => latticeRequest(e.raw_path, e.method, e.headers, e.query_string_parameters, e.body, e.is_base64_encoded);
 
 /**
  * Builds the request the app takes (a lightweight one, see web-objects.ts). GET/HEAD bodies (AWS
