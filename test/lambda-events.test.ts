@@ -119,6 +119,19 @@ describe('Lambda handler on every recorded AWS event', { skip: skipPostgres }, (
     assert.equal(JSON.parse(analytics.body).metrics.total_requests, 1);
   });
 
+  it('an Idempotency-Key with a NUL, a line break or a lone surrogate is a 400 naming it, and nothing is stored', async () => {
+    const before = JSON.parse((await handler(v2Event('GET', '/analytics/lambda-idem'))).body).metrics.total_requests;
+    for (const key of ['a\u0000b', 'a\nb', 'x\ud800', '\udc00y']) {
+      const r = await handler(v2Event('POST', '/track', {
+        body: JSON.stringify({ business_id: 'lambda-idem', response_time_ms: 5, tokens_used: 1 }),
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      }));
+      assert.equal(r.statusCode, 400, `${JSON.stringify(key)}: ${r.body}`);
+      assert.deepEqual(JSON.parse(r.body).details.map((d: { field: string }) => d.field), ['Idempotency-Key']);
+    }
+    assert.equal(JSON.parse((await handler(v2Event('GET', '/analytics/lambda-idem'))).body).metrics.total_requests, before);
+  });
+
   it('decodes base64 request bodies', async () => {
     const event = v2Event('POST', '/track', {
       body: Buffer.from(JSON.stringify({ business_id: 'lambda-b64', response_time_ms: 5, tokens_used: 1 })).toString('base64'),

@@ -121,8 +121,8 @@ async function warmUp(source: string, coldStart: boolean) {
   return { status: 'warm', source, cold_start: coldStart, instance_id: runtime.instanceId, database, version: VERSION };
 }
 
-function problemResponse(status: number, error: string, message: string): Response {
-  return new Response(JSON.stringify({ error, message }), { status, headers: { 'content-type': 'application/json' } });
+function problemResponse(status: number, error: string, message: string, details?: { field: string; message: string }[]): Response {
+  return new Response(JSON.stringify({ error, message, ...(details ? { details } : {}) }), { status, headers: { 'content-type': 'application/json' } });
 }
 
 export async function handler(event: unknown, context?: LambdaContext): Promise<LambdaResult | Record<string, unknown>> {
@@ -157,7 +157,15 @@ export async function handler(event: unknown, context?: LambdaContext): Promise<
     try {
       const { request, skippedHeaders } = toRequest(req);
       if (skippedHeaders.length) logger.warn('dropped invalid request headers', { headers: skippedHeaders });
-      response = await ready.fetch(request, { routePath: req.routePath, prefix: req.prefix, coldStart, requestId: context?.awsRequestId });
+      // Dropping an idempotency key would store a retry twice: refuse the request instead.
+      if (skippedHeaders.some((h) => h.toLowerCase() === 'idempotency-key')) {
+        stats.record(400);
+        response = problemResponse(400, 'validation_error', 'Idempotency-Key contains a NUL or a line break', [
+          { field: 'Idempotency-Key', message: 'must not contain NUL or line breaks' },
+        ]);
+      } else {
+        response = await ready.fetch(request, { routePath: req.routePath, prefix: req.prefix, coldStart, requestId: context?.awsRequestId });
+      }
     } catch (error) {
       logger.warn('request could not be built', { err: error });
       stats.record(400);
