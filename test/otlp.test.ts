@@ -15,6 +15,7 @@ import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-t
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { generateText, streamText } from 'ai';
 import { convertArrayToReadableStream, MockLanguageModelV3 } from 'ai/test';
+import { builtInPriceTable } from '../src/core/pricing/prices.ts';
 import postgres from 'postgres';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
@@ -95,9 +96,13 @@ describe('POST /v1/traces with the real OpenTelemetry exporters and the AI SDK',
         response_type: string;
         success_rate: number;
         conversation_id: string | null;
+        api_cost_usd: number;
+        cost_source: string;
+        operation_name: string;
       }[]
     >`SELECT event_id, model_name, tokens_used, prompt_tokens, completion_tokens, response_time_ms, intent_detected,
-             response_type, success_rate::float8 AS success_rate, conversation_id
+             response_type, success_rate::float8 AS success_rate, conversation_id,
+             api_cost_usd::float8 AS api_cost_usd, cost_source, operation_name
         FROM mlops.ai_metrics WHERE business_id = ${business} ORDER BY id`;
   const totalRows = async () => Number((await sql`SELECT count(*)::int AS n FROM mlops.ai_metrics`)[0]!.n);
 
@@ -153,6 +158,11 @@ describe('POST /v1/traces with the real OpenTelemetry exporters and the AI SDK',
       assert.equal(row.intent_detected, c.intent);
       assert.ok(Math.abs(row.response_time_ms - durationMs(span)) <= 1, `${row.response_time_ms} ms vs span ${durationMs(span)} ms`);
       assert.equal(row.success_rate, 1);
+      // Priced from the table (the dated snapshot matches gpt-4o-mini's pattern), as a chat call.
+      const rates = builtInPriceTable().match('gpt-4o-mini-2024-07-18')!.entry;
+      assert.equal(row.cost_source, 'price_table');
+      assert.equal(row.api_cost_usd, Math.round(c.input * rates.input_per_1m + c.output * rates.output_per_1m) / 1e6);
+      assert.equal(row.operation_name, 'chat');
     }
   });
 
@@ -177,6 +187,10 @@ describe('POST /v1/traces with the real OpenTelemetry exporters and the AI SDK',
     const streamed = stored.find((r) => r.model_name === 'claude-x-2024-07-18');
     assert.ok(streamed, JSON.stringify(stored));
     assert.deepEqual([streamed.tokens_used, streamed.prompt_tokens, streamed.completion_tokens, streamed.response_type], [39, 30, 9, 'unknown']);
+    // A model the price table does not know: unpriced, no cost, its tokens visible as such.
+    assert.deepEqual([streamed.cost_source, streamed.api_cost_usd], ['unpriced', 0]);
+    const analytics = await fetch(`${server.url}/analytics/otlp-proto`, { headers: { 'x-api-key': KEY } }).then((r) => r.json() as Promise<any>);
+    assert.equal(analytics.metrics.unpriced_tokens, 39);
     const failed = stored.find((r) => r.model_name === 'flaky-model');
     assert.ok(failed, JSON.stringify(stored));
     assert.deepEqual([failed.response_type, failed.success_rate, failed.tokens_used], ['error', 0, 0]);
