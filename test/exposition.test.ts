@@ -8,14 +8,13 @@
  * `promtool check metrics`.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { builtInPriceTable } from '../src/core/pricing/prices.ts';
 import { VERSION } from '../src/version.ts';
 import { call } from './helpers/http.ts';
 import { promtoolCheck, skipPromtool } from './helpers/promtool.ts';
-import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 import { skipOrFail } from './helpers/skip.ts';
-import { BACKENDS } from './helpers/stores.ts';
+import { BACKENDS, serverOn } from './helpers/stores.ts';
 
 type Event = {
   business_id: string;
@@ -188,22 +187,11 @@ const CONTRACT_TYPES: Record<string, string> = {
 
 for (const backend of BACKENDS) {
   describe(`/metrics exposition on ${backend.name}, sample by sample`, { skip: backend.skip }, () => {
-    let server: ServerProcess;
-    let cleanup: () => Promise<void> = async () => {};
-
-    before(async () => {
-      const provisioned = await backend.provision();
-      cleanup = provisioned.cleanup;
-      // Folding off: the scrape must add the unfolded tail itself; no background work either way.
-      server = await startServerProcess({ ...provisioned.env, FOLD_INTERVAL_MS: '0' });
-    });
-    after(async () => {
-      await server?.stop();
-      await cleanup();
-    });
+    // Folding off: the scrape must add the unfolded tail itself; no background work either way.
+    const server = serverOn(backend, { FOLD_INTERVAL_MS: '0' });
 
     it('every ai_*, gen_ai_*, appointments_* and human_handoffs_* sample equals the contract for the events sent; promtool check metrics passes', async (t) => {
-      const post = (path: string, json: unknown) => call(`${server.url}${path}`, { method: 'POST', json });
+      const post = (path: string, json: unknown) => call(`${server().url}${path}`, { method: 'POST', json });
       // One at a time, then the rest in one batch.
       for (const e of EVENTS.slice(0, 3)) assert.equal((await post('/track', e)).status, 200);
       const batch = await post('/track/batch', { events: EVENTS.slice(3) });
@@ -215,7 +203,7 @@ for (const backend of BACKENDS) {
       assert.equal((await post('/track', { business_id: A, response_time_ms: 1 })).status, 400);
       assert.equal((await post('/track/batch', { events: [{ business_id: B, response_time_ms: 1, tokens_used: 1 }, { business_id: B, tokens_used: 1 }] })).status, 400);
 
-      const scrape = await call(`${server.url}/metrics`);
+      const scrape = await call(`${server().url}/metrics`);
       assert.equal(scrape.status, 200);
       assert.equal(scrape.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
       const { samples, types } = parse(scrape.text);

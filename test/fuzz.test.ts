@@ -13,7 +13,7 @@ import { fixture, fixtureNames } from './helpers/lambda-events.ts';
 import { freshPgliteDir } from './helpers/pglite-template.ts';
 import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { BACKENDS } from './helpers/stores.ts';
+import { BACKENDS, serverOn } from './helpers/stores.ts';
 
 const KEY = 'fuzz-key-0123456789abcdef';
 const SEED = 20261127;
@@ -242,20 +242,10 @@ const storeRequest = fc.oneof(
 
 for (const backend of BACKENDS) {
   describe(`fuzzing the store's inputs on ${backend.name}: hostile strings, one bad batch item, huge label counts`, { skip: backend.skip }, () => {
-    let server: ServerProcess;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const provisioned = await backend.provision();
-      cleanup = provisioned.cleanup;
-      server = await startServerProcess({ ...provisioned.env, MLOPS_API_KEY: KEY });
-    });
-    after(async () => {
-      await server?.stop();
-      await cleanup?.();
-    });
+    const server = serverOn(backend, { MLOPS_API_KEY: KEY });
 
     it('answers only 200, 400, 413 or 415, and stores exactly what it accepted', async (t) => {
-      let expected = await businessRequests(server.url);
+      let expected = await businessRequests(server().url);
       const seen = new Map<number, number>();
       await fc.assert(
         fc.asyncProperty(storeRequest, async (req) => {
@@ -263,18 +253,18 @@ for (const backend of BACKENDS) {
           // HTTP headers are bytes: a NUL or a lone surrogate cannot travel in one (fetch refuses
           // it), so the key fuzzed here is long and odd instead; its NUL case is a unit of hardening.test.ts.
           if (req.idempotencyKey !== undefined) headers['idempotency-key'] = req.idempotencyKey;
-          const r = await call(`${server.url}${req.path}`, { method: 'POST', json: req.body, headers });
+          const r = await call(`${server().url}${req.path}`, { method: 'POST', json: req.body, headers });
           seen.set(r.status, (seen.get(r.status) ?? 0) + 1);
           assert.ok([200, 400, 413, 415].includes(r.status), `${req.path} → ${r.status}: ${r.text.slice(0, 300)}`);
           if (r.status === 200) expected += req.path === '/track/batch' ? r.body.stored : r.body.duplicate ? 0 : 1;
           else if (r.status === 400) assert.ok(Array.isArray(r.body.details) || typeof r.body.message === 'string');
-          assert.equal(await businessRequests(server.url), expected, `stored = accepted after ${req.path} → ${r.status}`);
+          assert.equal(await businessRequests(server().url), expected, `stored = accepted after ${req.path} → ${r.status}`);
         }),
         { seed: SEED + 7, numRuns: 120, endOnFailure: true },
       );
       t.diagnostic(`statuses: ${JSON.stringify(Object.fromEntries([...seen].sort()))}`);
       for (const code of [200, 400]) assert.ok(seen.has(code), `no ${code} generated`);
-      assert.equal(server.child.exitCode, null, 'the process is alive');
+      assert.equal(server().child.exitCode, null, 'the process is alive');
     });
   });
 }

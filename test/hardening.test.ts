@@ -8,8 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { StoreDataError } from '../src/storage/errors.ts';
 import type { NewEvent } from '../src/storage/types.ts';
 import { call } from './helpers/http.ts';
-import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { BACKENDS, openTestStore, type TestStore } from './helpers/stores.ts';
+import { BACKENDS, openTestStore, serverOn, type TestStore } from './helpers/stores.ts';
 
 const KEY = 'hardening-key-0123456789';
 const VALID = { business_id: 'clinic', response_time_ms: 120, tokens_used: 30, intent_detected: 'booking', model_name: 'gpt-4o-mini' };
@@ -24,43 +23,33 @@ async function storedCount(base: string): Promise<number> {
 
 for (const backend of BACKENDS) {
   describe(`strings PostgreSQL cannot store, on ${backend.name}`, { skip: backend.skip }, () => {
-    let server: ServerProcess;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const provisioned = await backend.provision();
-      cleanup = provisioned.cleanup;
-      server = await startServerProcess({ ...provisioned.env, MLOPS_API_KEY: KEY, DB_MIGRATE_ON_START: 'true' });
-    });
-    after(async () => {
-      await server?.stop();
-      await cleanup?.();
-    });
+    const server = serverOn(backend, { MLOPS_API_KEY: KEY, DB_MIGRATE_ON_START: 'true' });
 
     it('a NUL or a lone surrogate in any string field of /track: 400 naming the field, nothing stored', async () => {
-      const before = await storedCount(server.url);
+      const before = await storedCount(server().url);
       for (const field of STRING_FIELDS) {
         for (const [what, value] of Object.entries(HOSTILE)) {
-          const r = await call(`${server.url}/track`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { ...VALID, [field]: value } });
+          const r = await call(`${server().url}/track`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { ...VALID, [field]: value } });
           assert.equal(r.status, 400, `${field} with a ${what}: ${r.text}`);
           assert.equal(r.body.error, 'validation_error');
           assert.deepEqual(r.body.details.map((d: { field: string }) => d.field), [field], `${field} with a ${what}`);
         }
       }
-      assert.equal(await storedCount(server.url), before);
+      assert.equal(await storedCount(server().url), before);
     });
 
     it('one bad item in a batch: 400 naming events[i].field, none of the batch stored', async () => {
-      const before = await storedCount(server.url);
+      const before = await storedCount(server().url);
       const events = Array.from({ length: 5 }, (_, i) => ({ ...VALID, event_id: `batch-${i}` }));
       events[3] = { ...events[3]!, intent_detected: 'book\u0000ing' };
-      const r = await call(`${server.url}/track/batch`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { events } });
+      const r = await call(`${server().url}/track/batch`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { events } });
       assert.equal(r.status, 400, r.text);
       assert.deepEqual(r.body.details.map((d: { field: string }) => d.field), ['events[3].intent_detected']);
-      assert.equal(await storedCount(server.url), before);
+      assert.equal(await storedCount(server().url), before);
     });
 
     it('a NUL in the path of /analytics/{business_id}: 400 naming business_id', async () => {
-      const r = await call(`${server.url}/analytics/a%00b`, { headers: { 'x-api-key': KEY } });
+      const r = await call(`${server().url}/analytics/a%00b`, { headers: { 'x-api-key': KEY } });
       assert.equal(r.status, 400, r.text);
       assert.equal(r.body.details[0].field, 'business_id');
       assert.match(r.body.message, /NUL/);
@@ -68,9 +57,9 @@ for (const backend of BACKENDS) {
 
     it('a string that is valid Unicode (astral, combining, RTL) is stored and read back unchanged', async () => {
       const business = 'clinic-💥-é-שלום';
-      const r = await call(`${server.url}/track`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { ...VALID, business_id: business } });
+      const r = await call(`${server().url}/track`, { method: 'POST', headers: { 'x-api-key': KEY }, json: { ...VALID, business_id: business } });
       assert.equal(r.status, 200, r.text);
-      const a = await call(`${server.url}/analytics/${encodeURIComponent(business)}`, { headers: { 'x-api-key': KEY } });
+      const a = await call(`${server().url}/analytics/${encodeURIComponent(business)}`, { headers: { 'x-api-key': KEY } });
       assert.equal(a.status, 200, a.text);
       assert.equal(a.body.business_id, business);
       assert.equal(a.body.metrics.total_requests, 1);

@@ -15,7 +15,7 @@ import postgres from 'postgres';
 import { call } from './helpers/http.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { BACKENDS } from './helpers/stores.ts';
+import { BACKENDS, serverOn } from './helpers/stores.ts';
 
 /** Polls `check` until it returns a truthy value; fails after `timeoutMs`. */
 async function waitFor<T>(what: string, check: () => Promise<T>, timeoutMs = 20_000): Promise<NonNullable<T>> {
@@ -114,21 +114,10 @@ describe('late commit on a frozen PostgreSQL write', { skip: skipPostgres }, () 
 
 for (const backend of BACKENDS) {
   describe(`event_id is scoped to its business on ${backend.name}`, { skip: backend.skip }, () => {
-    let server: ServerProcess;
-    let cleanup: () => Promise<void> = async () => {};
+    const server = serverOn(backend, { FOLD_INTERVAL_MS: '0' });
 
-    before(async () => {
-      const provisioned = await backend.provision();
-      cleanup = provisioned.cleanup;
-      server = await startServerProcess({ ...provisioned.env, FOLD_INTERVAL_MS: '0' });
-    });
-    after(async () => {
-      await server?.stop();
-      await cleanup();
-    });
-
-    const post = (path: string, json: unknown, headers: Record<string, string> = {}) => call(`${server.url}${path}`, { method: 'POST', json, headers });
-    const total = async (business: string) => (await call(`${server.url}/analytics/${business}?days=1`)).body.metrics.total_requests as number;
+    const post = (path: string, json: unknown, headers: Record<string, string> = {}) => call(`${server().url}${path}`, { method: 'POST', json, headers });
+    const total = async (business: string) => (await call(`${server().url}/analytics/${business}?days=1`)).body.metrics.total_requests as number;
 
     it('the same event_id in two businesses is stored twice; a repeat in either is a duplicate of its own', async () => {
       const one = await post('/track', { business_id: 'scope-one', response_time_ms: 10, tokens_used: 1, event_id: 'shared-id' });

@@ -6,12 +6,11 @@
  *   `ai_label_overflow_events_total` counts the folded events, and the raw events keep their values.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { builtInPriceTable } from '../src/core/pricing/prices.ts';
 import { call } from './helpers/http.ts';
 import { promtoolCheck, skipPromtool } from './helpers/promtool.ts';
-import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { BACKENDS } from './helpers/stores.ts';
+import { BACKENDS, serverOn } from './helpers/stores.ts';
 
 const KEY = 'pricing-key-0123456789abc';
 const CAP = 20;
@@ -22,17 +21,7 @@ const series = (text: string, name: string, business: string) =>
 
 for (const backend of BACKENDS) {
   describe(`prices at ingest and the label cap, on ${backend.name}`, { skip: backend.skip }, () => {
-    let server: ServerProcess;
-    let cleanup: () => Promise<void>;
-    before(async () => {
-      const provisioned = await backend.provision();
-      cleanup = provisioned.cleanup;
-      server = await startServerProcess({ ...provisioned.env, MLOPS_API_KEY: KEY, METRICS_MAX_LABEL_VALUES: String(CAP) });
-    });
-    after(async () => {
-      await server?.stop();
-      await cleanup?.();
-    });
+    const server = serverOn(backend, { MLOPS_API_KEY: KEY, METRICS_MAX_LABEL_VALUES: String(CAP) });
 
     it('prices a known model from the table, keeps a client cost, and shows an unknown model as unpriced tokens', async () => {
       const base = { business_id: 'priced', response_time_ms: 300 };
@@ -42,19 +31,19 @@ for (const backend of BACKENDS) {
         { ...base, tokens_used: 70, prompt_tokens: 30, completion_tokens: 40, model_name: 'house-model-7' }, // unknown model
         { ...base, tokens_used: 900, model_name: 'gpt-4o-mini' }, // no split: unpriced, not guessed
       ];
-      const r = await call(`${server.url}/track/batch`, { method: 'POST', headers, json: { events } });
+      const r = await call(`${server().url}/track/batch`, { method: 'POST', headers, json: { events } });
       assert.equal(r.status, 200, r.text);
       const entry = builtInPriceTable().match('gpt-4o-mini-2024-07-18')!.entry;
       const tableCost = Math.round(1000 * entry.input_per_1m + 500 * entry.output_per_1m) / 1e6;
       assert.ok(tableCost > 0);
 
-      const a = await call(`${server.url}/analytics/priced`, { headers });
+      const a = await call(`${server().url}/analytics/priced`, { headers });
       assert.equal(a.status, 200, a.text);
       assert.deepEqual(a.body.cost_by_source, { client_usd: 0.25, price_table_usd: tableCost, unpriced_requests: 2, unpriced_tokens: 970 });
       assert.equal(a.body.metrics.unpriced_tokens, 970);
       assert.equal(a.body.metrics.total_api_cost_usd, Math.round((0.25 + tableCost) * 1e6) / 1e6);
 
-      const m = await call(`${server.url}/metrics`, { headers });
+      const m = await call(`${server().url}/metrics`, { headers });
       assert.deepEqual(series(m.text, 'ai_unpriced_tokens_total', 'priced').sort(), [
         'ai_unpriced_tokens_total{business_id="priced",model_name="gpt-4o-mini"} 900',
         'ai_unpriced_tokens_total{business_id="priced",model_name="gpt-4o-mini-2024-07-18"} 0',
@@ -78,10 +67,10 @@ for (const backend of BACKENDS) {
       // batch, rows are stored in event-id order, so "first" there follows the ids.)
       const chunks = [events.slice(0, CAP), events.slice(CAP, 500), events.slice(500, 1000), events.slice(1000)];
       for (const chunk of chunks) {
-        const r = await call(`${server.url}/track/batch`, { method: 'POST', headers, json: { events: chunk } });
+        const r = await call(`${server().url}/track/batch`, { method: 'POST', headers, json: { events: chunk } });
         assert.equal(r.status, 200, r.text);
       }
-      const m = await call(`${server.url}/metrics`, { headers });
+      const m = await call(`${server().url}/metrics`, { headers });
       assert.equal(m.status, 200);
       const requests = series(m.text, 'ai_requests_total', 'chatty');
       const intents = new Set(requests.map((l) => /intent="([^"]*)"/.exec(l)![1]));
@@ -99,7 +88,7 @@ for (const backend of BACKENDS) {
       const genaiCount = m.text.split('\n').filter((l) => l.startsWith('gen_ai_client_operation_duration_seconds_count{') && l.includes('business_id="chatty"')).length;
       assert.equal(genaiCount, CAP + 1);
       // The raw events keep every value: /analytics lists them all.
-      const a = await call(`${server.url}/analytics/chatty`, { headers });
+      const a = await call(`${server().url}/analytics/chatty`, { headers });
       assert.equal(a.body.by_intent.length, N);
       if (!skipPromtool) await promtoolCheck(m.text);
     });

@@ -2,12 +2,14 @@
  * Runs a suite once per storage backend: embedded PGlite (always) and PostgreSQL (skipped loudly
  * when unreachable, outside CI).
  */
+import { after, before } from 'node:test';
 import type { SqlExecutor } from '../../src/storage/executor.ts';
 import { createPgliteExecutor } from '../../src/storage/pglite.ts';
 import { createPostgresExecutor } from '../../src/storage/postgres.ts';
 import { SESSION_FUNCTIONS_SQL, SqlStore, type SqlStoreOptions } from '../../src/storage/sql-store.ts';
 import { freshPgliteDir } from './pglite-template.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './postgres.ts';
+import { startServerProcess, type ServerProcess } from './server-process.ts';
 
 export interface Backend {
   name: 'pglite' | 'postgres';
@@ -64,5 +66,27 @@ export async function openTestStore(backend: Backend, options: Partial<SqlStoreO
       await store.close();
       await db.drop();
     },
+  };
+}
+
+/**
+ * Inside a `describe`: a server process on a fresh database of `backend` for the suite (started in
+ * `before`, stopped and its database dropped in `after`). Returns a getter for the running server.
+ */
+export function serverOn(backend: Backend, env: Record<string, string> = {}): () => ServerProcess {
+  let server: ServerProcess | undefined;
+  let cleanup: () => Promise<void> = async () => {};
+  before(async () => {
+    const provisioned = await backend.provision();
+    cleanup = provisioned.cleanup;
+    server = await startServerProcess({ ...provisioned.env, ...env });
+  });
+  after(async () => {
+    await server?.stop();
+    await cleanup();
+  });
+  return () => {
+    if (!server) throw new Error('the server is started in before()');
+    return server;
   };
 }

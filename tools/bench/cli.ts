@@ -8,18 +8,8 @@ import { BenchUsageError, formatDuration, isLoopbackUrl, runBench, type BenchRes
 import { formatBench } from './format.ts';
 import { LOAD_OPTIONS, parseCount, parseDuration, parseEndpoints, parseTargets, UsageError } from './args.ts';
 import { createProgress } from './progress.ts';
+import { defaultIo, type CliIo } from '../shared/cli-io.ts';
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Where the progress bar goes (default process.stderr; tests pass a plain sink). */
-  progress?: { write(text: string): unknown; isTTY?: boolean; columns?: number };
-}
-
-const defaultIo: CliIo = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-};
 
 export const DEFAULTS = { requests: 500, concurrency: 8, coldSamples: 3, timeoutMs: 30_000 };
 

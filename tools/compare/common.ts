@@ -5,18 +5,9 @@ import { ARCHITECTURES, FREE_TIERS, loadPrices, type Architecture, type FreeTier
 import { parseCount, UsageError } from '../bench/args.ts';
 import type { CostSettings, CompareReport } from './report.ts';
 import type { WrittenReport } from './render.ts';
+import { defaultIo, type CliIo } from '../shared/cli-io.ts';
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Where the bench's progress bar goes (default process.stderr; tests pass a plain sink). */
-  progress?: { write(text: string): unknown; isTTY?: boolean; columns?: number };
-}
-
-export const defaultIo: CliIo = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-};
+export { defaultIo, type CliIo } from '../shared/cli-io.ts';
 
 export const COST_OPTIONS = {
   'memory-mb': { type: 'string' },

@@ -27,16 +27,8 @@ import {
   type LambdaInput,
   type LineItem,
 } from './model.ts';
+import { defaultIo, type CliIo } from '../shared/cli-io.ts';
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: CliIo = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-};
 
 const OPTIONS = {
   'requests-per-day': { type: 'string' },

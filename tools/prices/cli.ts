@@ -10,16 +10,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../src/core/config.ts';
 import { loadPriceTable, PriceTableError, type PriceEntry, type PriceTable } from '../../src/core/pricing/prices.ts';
 import type { ModelSeries } from '../../src/storage/types.ts';
+import { defaultIo, type CliIo } from '../shared/cli-io.ts';
 
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
-
-const defaultIo: CliIo = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-};
 
 const HELP = `Usage: npm run prices -- (--check | --list) [--prices-file FILE]
 
