@@ -1,7 +1,7 @@
 // Drives the local API Gateway + Lambda emulator over real HTTP with the fixture handlers in
 // test/fixtures/lambda-handlers. Run: node --import tsx --test --test-reporter=spec test/lambda-emulator.test.ts
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -354,6 +354,55 @@ describe('artifacts and handler settings', () => {
     const body = JSON.parse(JSON.parse(result.payload).body);
     assert.equal(body.style, 'callback');
     assert.equal(body.flushedBeforeReply, true);
+  });
+});
+
+describe('the Node it runs on', () => {
+  /** A function that reports what its process sees, written to a temporary folder. */
+  function reportingFunction(dir: string): string {
+    const artifact = path.join(dir, 'artifact');
+    mkdirSync(artifact);
+    writeFileSync(
+      path.join(artifact, 'index.mjs'),
+      'export const handler = async () => ({ version: process.version, wrapped: process.env.WRAPPED_NODE ?? null, extraCa: process.env.NODE_EXTRA_CA_CERTS ?? null });\n',
+    );
+    return artifact;
+  }
+
+  test('runs environments on the Node given as `node`, and says which in INIT_START', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lambda-emulator-node-'));
+    try {
+      // A wrapper that marks the environment, so the test sees which executable started it.
+      const wrapper = path.join(dir, 'node-wrapper');
+      writeFileSync(wrapper, `#!/bin/sh\nWRAPPED_NODE=yes exec ${JSON.stringify(process.execPath)} "$@"\n`);
+      chmodSync(wrapper, 0o755);
+      const { emu, logs } = await start({ artifact: reportingFunction(dir), node: wrapper });
+      assert.equal(emu.node.path, wrapper);
+      assert.equal(emu.node.version, process.version);
+      const result = await emu.invoke({});
+      assert.equal(result.kind, 'success');
+      assert.deepEqual(JSON.parse(result.payload), { version: process.version, wrapped: 'yes', extraCa: null });
+      assert.ok(logs.some((l) => l.startsWith('INIT_START') && l.includes(`Node ${process.version}`)), logs.join('\n'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("never passes the host's NODE_EXTRA_CA_CERTS (Lambda's Node 20+ runtimes do not set it); the function's own setting wins", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lambda-emulator-ca-'));
+    const saved = process.env.NODE_EXTRA_CA_CERTS;
+    process.env.NODE_EXTRA_CA_CERTS = '/etc/ssl/certs/ca-certificates.crt';
+    try {
+      const artifact = reportingFunction(dir);
+      const bare = await start({ artifact });
+      assert.equal(JSON.parse((await bare.emu.invoke({})).payload).extraCa, null);
+      const configured = await start({ artifact, environment: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' } });
+      assert.equal(JSON.parse((await configured.emu.invoke({})).payload).extraCa, '/etc/ssl/certs/ca-certificates.crt');
+    } finally {
+      if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

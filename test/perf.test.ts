@@ -6,11 +6,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { before, describe, it } from 'node:test';
-import { coldStart } from '../bench/perf/cold-start.ts';
+import { coldStart, VARIANTS } from '../bench/perf/cold-start.ts';
+import { memory } from '../bench/perf/memory.ts';
 import { packageSize } from '../bench/perf/package-size.ts';
 import { scale } from '../bench/perf/scale.ts';
 import { throughput } from '../bench/perf/throughput.ts';
 import { warmHandler } from '../bench/perf/warm-handler.ts';
+import { warmStages } from '../bench/perf/warm-stages.ts';
+import { resolveNode } from '../tools/shared/node-runtime.ts';
 import { ROOT } from './helpers/package.ts';
 import { skipPostgres } from './helpers/postgres.ts';
 
@@ -30,28 +33,65 @@ describe('performance benchmarks (tiny run)', { skip: skipPostgres }, () => {
     assert.ok(r.files.some((f) => f.name === 'index.mjs'));
   });
 
-  it('cold start: fresh processes answer 200 and the breakdown adds up', async () => {
-    const r = await coldStart(2, { withDatabase: true });
-    for (const s of [...r.hello, ...r.health, ...r.track!]) {
-      assert.ok(s.wallMs > 0 && s.processStartMs > 0 && s.loadMs >= 0);
-      assert.ok(s.processStartMs + s.loadMs + s.firstRequestMs <= s.wallMs + 1, 'parts fit inside the wall time');
+  it('cold start on the host Node: fresh processes answer 200, the breakdown adds up, ratios are finite', async () => {
+    const host = resolveNode('host');
+    const r = await coldStart(2, { withDatabase: true, nodes: [host], progress: false });
+    assert.deepEqual(r.variants, [...VARIANTS]);
+    assert.equal(r.runtimes.length, 1);
+    const [rt] = r.runtimes;
+    assert.equal(rt!.node.version, process.version);
+    for (const v of VARIANTS) {
+      const samples = rt!.samples[v]!;
+      assert.equal(samples.length, 2, v);
+      for (const s of samples) {
+        assert.equal(s.status, 200);
+        assert.ok(s.wallMs > 0 && s.processStartMs > 0 && s.loadMs >= 0 && s.firstRequestMs >= 0 && s.cpuMs > 0, JSON.stringify(s));
+        assert.ok(s.processStartMs + s.loadMs + s.firstRequestMs <= s.wallMs + 1, 'parts fit inside the wall time');
+      }
+      const sum = rt!.summary[v]!;
+      assert.ok(sum.wallMs.min <= sum.wallMs.median && sum.wallMs.median <= sum.wallMs.max);
     }
-    assert.ok(Number.isFinite(r.ratios.health) && Number.isFinite(r.ratios.track!));
+    for (const v of ['health', 'track', 'metrics'] as const) {
+      const ratio = rt!.ratios[v]!;
+      assert.ok(Number.isFinite(ratio.ofMedians) && ratio.ofMedians > 0, v);
+      assert.ok(Number.isFinite(ratio.paired.median) && Number.isFinite(ratio.cpuOfMedians), v);
+    }
   });
 
   it('warm handler: percentiles of real invocations', async () => {
-    const r = await warmHandler(300, { withDatabase: true });
+    const r = await warmHandler(300, { withDatabase: true, node: resolveNode('host') });
+    assert.equal(r.node.version, process.version);
     assert.ok(r.health.p50 > 0 && r.health.p50 <= r.health.p99);
     assert.ok(r.track!.p50 > 0);
   });
 
   it('throughput: every event answered 200 is committed, no errors', { skip: noWrk }, async () => {
     const r = await throughput(1, 8, { pglite: false });
-    assert.ok(r.bare.requestsPerSec > 0 && r.health.requestsPerSec > 0);
+    assert.ok(r.bare.requestsPerSec > 0);
     assert.equal(r.trackPostgres.non2xx, 0);
     assert.ok(r.trackPostgres.requests > 0);
     assert.ok(r.trackPostgres.stored >= r.trackPostgres.requests, `${r.trackPostgres.stored} stored < ${r.trackPostgres.requests} answered`);
     assert.ok(r.trackPostgres.peakRssMb > 10);
+  });
+
+  it('warm servers: repeated runs give medians, spreads and a per-stage split', { skip: noWrk }, async () => {
+    const r = await warmStages(1, 2, 8);
+    for (const t of ['bare', 'hono', 'healthFloor', 'health', 'trackFloor', 'track'] as const) {
+      const x = r.targets[t];
+      assert.equal(x.runs.length, 2, t);
+      assert.ok(x.requestsPerSec.median > 0 && x.requestsPerSec.min <= x.requestsPerSec.max, t);
+      assert.ok(Number.isFinite(x.ratioToBare.median) && x.cpuUsPerRequest.median > 0, t);
+    }
+    for (const t of ['health', 'track'] as const) {
+      const shares = r.stages[t].reduce((a, s) => a + s.share, 0);
+      assert.ok(Math.abs(shares - 1) < 1e-6, `${t}: stage shares add up to ${shares}`);
+    }
+  });
+
+  it('memory: RSS of a freshly started server on PostgreSQL', async () => {
+    const r = await memory(1, ['bundle'], ['postgres']);
+    assert.equal(r.rows.length, 1);
+    assert.ok(r.rows[0]!.rssMb.median > 10);
   });
 
   it('scale: seeds through the write path and measures both endpoints', async () => {

@@ -4,16 +4,19 @@
  * Why: on Lambda every request is built from an event and every response turned back into one;
  * undici's real objects cost ~15 µs to build a Request, ~45 µs to read a Response body back
  * through its stream and ~2 µs per header set (validation), which made a warm GET /health take
- * ~175 µs in-process, and loading undici at all adds ~35 ms to a cold start on Node 20. These
- * classes keep plain values (a Map of headers, the body as the string or bytes it was given) and
- * create the real object only if some code asks for what they do not model (a body stream, a
- * signal). The same idea as @hono/node-server's lightweight Request/Response, which it installs
- * for the Node server but does not export.
+ * ~175 µs in-process, and loading undici at all adds 30–60 ms to a cold start (Node 20 and 22).
+ * These classes keep plain values (a Map of headers, the body as the string or bytes it was
+ * given). A request builds the real object only if some code asks for what it does not model (a
+ * body stream, a signal); a response never does (see LightResponse). The same idea as
+ * @hono/node-server's lightweight Request/Response, which it installs for the Node server but
+ * does not export.
  *
  * The Lambda entry installs `Headers` and `Response` as globals; the Node server, whose
  * @hono/node-server already brings a lightweight Request and Response, installs `Headers`.
  * `fetch` keeps undici's own classes either way.
  */
+import { Readable } from 'node:stream';
+
 type HeadersInitLike = Headers | LightHeaders | [string, string][] | Record<string, string | readonly string[]> | undefined;
 
 export class LightHeaders {
@@ -72,10 +75,14 @@ export class LightHeaders {
     return [...this.#cookies];
   }
 
-  /** In insertion order (the real Headers sorts; nothing here depends on it), Set-Cookie last. */
-  *entries(): IterableIterator<[string, string]> {
-    yield* this.#map.entries();
-    for (const c of this.#cookies) yield ['set-cookie', c];
+  /**
+   * In insertion order (the real Headers sorts; nothing here depends on it), Set-Cookie last.
+   * Without cookies it is the Map's own iterator: the Node server walks every response's headers
+   * (@hono/node-server's buildOutgoingHttpHeaders), and a generator costs more per step.
+   */
+  entries(): IterableIterator<[string, string]> {
+    if (this.#cookies.length === 0) return this.#map.entries();
+    return [...this.#map.entries(), ...this.#cookies.map((c): [string, string] => ['set-cookie', c])].values();
   }
 
   keys(): IterableIterator<string> {
@@ -106,25 +113,39 @@ export class LightHeaders {
 }
 
 type BodyValue = string | Uint8Array | null;
+/** Bodies kept as given and read on demand: a stream (e.g. Hono's streaming helpers) or a Blob. */
+type StreamedBody = ReadableStream<Uint8Array> | Blob;
 
-// Node defines the WHATWG globals as lazy getters that load undici on first use: keep the
-// original getter, so the real Response is only loaded if it is really needed.
-const responseGetter = Object.getOwnPropertyDescriptor(globalThis, 'Response');
-const realResponse = (): typeof Response =>
-  (responseGetter?.get ? responseGetter.get.call(globalThis) : responseGetter?.value) as typeof Response;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+/**
+ * UTF-8 through Buffer rather than a TextDecoder/TextEncoder made at module scope (which loads
+ * Node's internal/encoding during init for nothing). A leading BOM is dropped, as the WHATWG
+ * decoder does.
+ */
+const decodeUtf8 = (bytes: Uint8Array): string => {
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+};
+const toText = (body: BodyValue) => (body === null ? '' : typeof body === 'string' ? body : decodeUtf8(body));
+const toBytes = (body: BodyValue) => (body === null ? new Uint8Array() : typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+const copyBytes = (view: ArrayBufferView) => new Uint8Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+const isReadableStream = (value: object): value is ReadableStream<Uint8Array> => typeof (value as ReadableStream).getReader === 'function';
 
-const toText = (body: BodyValue) => (body === null ? '' : typeof body === 'string' ? body : decoder.decode(body));
-const toBytes = (body: BodyValue) => (body === null ? new Uint8Array() : typeof body === 'string' ? encoder.encode(body) : body);
-
+/**
+ * A Response that never needs undici's. On Node 22 the WHATWG globals are lazy data properties:
+ * even reading `Object.getOwnPropertyDescriptor(globalThis, 'Response')` (to keep the original
+ * for later) loads undici, ~35 ms of a cold start, so this class models every body the app can
+ * give (string, bytes, ArrayBuffer(View), URLSearchParams, Blob, ReadableStream) with Node's own
+ * Blob and web streams, and refuses FormData, which only undici can encode.
+ */
 export class LightResponse {
   readonly status: number;
   readonly statusText: string;
   readonly headers: LightHeaders;
   readonly #body: BodyValue;
-  readonly #other: unknown;
-  #real: Response | undefined;
+  #streamed: StreamedBody | undefined;
+  /** The stream handed out by `body` (the same object on every read, as with a real Response). */
+  #stream: ReadableStream<Uint8Array> | null | undefined;
+  #used = false;
 
   /** `x instanceof Response` holds for light and real responses (checked without loading undici). */
   static [Symbol.hasInstance](value: unknown): boolean {
@@ -135,14 +156,26 @@ export class LightResponse {
     this.status = init.status ?? 200;
     this.statusText = init.statusText ?? '';
     this.headers = init.headers instanceof LightHeaders ? init.headers : new LightHeaders(init.headers);
+    let type: string | undefined;
     if (body === undefined || body === null) this.#body = null;
     else if (typeof body === 'string' || body instanceof Uint8Array) this.#body = body;
-    else {
-      // Streams, Blobs, FormData…: kept as given and handled by a real Response when read.
+    else if (body instanceof ArrayBuffer) this.#body = new Uint8Array(body.slice(0));
+    else if (ArrayBuffer.isView(body)) this.#body = copyBytes(body);
+    else if (body instanceof URLSearchParams) {
+      this.#body = body.toString();
+      type = 'application/x-www-form-urlencoded;charset=UTF-8';
+    } else if (body instanceof Blob) {
       this.#body = null;
-      this.#other = body;
-    }
-    if (typeof this.#body === 'string' && !this.headers.has('content-type')) this.headers.set('content-type', 'text/plain;charset=UTF-8');
+      this.#streamed = body;
+      type = body.type || undefined;
+    } else if (typeof body === 'object' && isReadableStream(body)) {
+      this.#body = null;
+      this.#streamed = body;
+    } else if (Object.prototype.toString.call(body) === '[object FormData]') {
+      throw new TypeError('FormData bodies are not supported by the lightweight Response (web-objects.ts)');
+    } else this.#body = String(body); // what WebIDL does with any other value
+    if (typeof this.#body === 'string') type ??= 'text/plain;charset=UTF-8';
+    if (type && !this.headers.has('content-type')) this.headers.set('content-type', type);
   }
 
   get ok(): boolean {
@@ -151,29 +184,28 @@ export class LightResponse {
 
   /** The body as given, when it is a string or bytes (what the Lambda result needs, no stream). */
   get plainBody(): BodyValue | undefined {
-    return this.#other === undefined ? this.#body : undefined;
-  }
-
-  #materialise(): Response {
-    const Real = realResponse();
-    this.#real ??= new Real((this.#other ?? this.#body) as BodyInit | null, {
-      status: this.status,
-      statusText: this.statusText,
-      headers: this.headers.toPairs(),
-    });
-    return this.#real;
+    return this.#streamed === undefined ? this.#body : undefined;
   }
 
   get body(): ReadableStream<Uint8Array> | null {
-    return this.#other === undefined && this.#body === null ? null : this.#materialise().body;
+    if (this.#stream === undefined) {
+      const s = this.#streamed;
+      // Blob#stream() is Node's own web stream: no undici.
+      this.#stream = s === undefined ? (this.#body === null ? null : new Blob([toBytes(this.#body) as Uint8Array<ArrayBuffer>]).stream()) : s instanceof Blob ? s.stream() : s;
+    }
+    return this.#stream;
   }
 
   get bodyUsed(): boolean {
-    return this.#real?.bodyUsed ?? false;
+    return this.#used || (this.#stream ? Readable.isDisturbed(this.#stream as unknown as NodeJS.ReadableStream) : false);
   }
 
   async text(): Promise<string> {
-    return this.#other === undefined ? toText(this.#body) : this.#materialise().text();
+    this.#used = true;
+    const s = this.#streamed;
+    if (s === undefined) return toText(this.#body);
+    if (s instanceof Blob) return s.text();
+    return (await import('node:stream/consumers')).text(s as unknown as AsyncIterable<Uint8Array>);
   }
 
   async json(): Promise<unknown> {
@@ -181,14 +213,24 @@ export class LightResponse {
   }
 
   async arrayBuffer(): Promise<ArrayBuffer> {
-    if (this.#other !== undefined) return this.#materialise().arrayBuffer();
+    this.#used = true;
+    const s = this.#streamed;
+    if (s instanceof Blob) return s.arrayBuffer();
+    if (s !== undefined) return (await import('node:stream/consumers')).arrayBuffer(s as unknown as AsyncIterable<Uint8Array>);
     const bytes = toBytes(this.#body);
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   }
 
   clone(): LightResponse {
-    if (this.#other !== undefined) throw new TypeError('cannot clone a streaming lightweight response');
-    return new LightResponse(this.#body, { status: this.status, statusText: this.statusText, headers: new LightHeaders(this.headers) });
+    const init = { status: this.status, statusText: this.statusText, headers: new LightHeaders(this.headers) };
+    const s = this.#streamed;
+    if (s === undefined || s instanceof Blob) return new LightResponse(s ?? this.#body, init);
+    if (s.locked || Readable.isDisturbed(s as unknown as NodeJS.ReadableStream)) throw new TypeError('Response.clone: the body is already in use');
+    // As a real Response does: the stream is teed, one branch each.
+    const [mine, theirs] = s.tee();
+    this.#streamed = mine;
+    if (this.#stream !== undefined) this.#stream = mine;
+    return new LightResponse(theirs, init);
   }
 }
 
@@ -234,7 +276,7 @@ export class LightRequest {
 
   async text(): Promise<string> {
     this.#used = true;
-    return this.#bytes === null ? '' : decoder.decode(this.#bytes);
+    return this.#bytes === null ? '' : decodeUtf8(this.#bytes);
   }
 
   async json(): Promise<unknown> {

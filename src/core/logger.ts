@@ -44,29 +44,69 @@ export function batchedSink(): LogSink {
 }
 
 
-/** A class, so that a per-request child costs one small object, not a set of closures. */
+/** The time of a line; lines logged within the same millisecond share one string. */
+let lastMs = -1;
+let lastIso = '';
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
+/** Keys every line starts with; a field of the same name takes the slow path (it replaces them in place). */
+const LEADING_KEYS = new Set(['time', 'level', 'msg']);
+
+/** `{"a":1,"b":2}` → `,"a":1,"b":2` (empty for `{}`), to splice into a line. */
+const members = (json: string) => (json.length > 2 ? `,${json.slice(1, -1)}` : '');
+
+/**
+ * A class, so that a per-request child costs one small object, not a set of closures. A line is
+ * `{time, level, msg, ...bound, ...fields}` as JSON: the bound fields are serialised once, and the
+ * per-call fields spliced in after them, unless a field repeats a key (then the object is built
+ * and serialised whole, which keeps the key at its first position, as the spread does).
+ */
 class JsonLogger implements Logger {
   readonly level: LogLevel;
   readonly #threshold: number;
   readonly #bound: LogFields;
+  readonly #boundKeys: ReadonlySet<string>;
+  /** The bound fields as JSON members; undefined when one is an Error or a leading key (slow path). */
+  readonly #boundJson: string | undefined;
   readonly #sink: LogSink;
 
   constructor(level: LogLevel, bound: LogFields, sink: LogSink) {
     this.level = level;
     this.#threshold = ORDER[level];
     this.#bound = bound;
+    this.#boundKeys = new Set(Object.keys(bound));
+    const plain = !(bound.err instanceof Error) && !Object.keys(bound).some((k) => LEADING_KEYS.has(k));
+    this.#boundJson = plain ? members(JSON.stringify(bound)) : undefined;
     this.#sink = sink;
   }
 
   #write(lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
     if (ORDER[lvl] < this.#threshold) return;
-    const entry: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...this.#bound, ...fields };
+    const time = isoNow();
+    if (this.#boundJson !== undefined && !(fields?.err instanceof Error) && !(fields && this.#overlaps(fields))) {
+      const head = `{"time":"${time}","level":"${lvl}","msg":${JSON.stringify(msg)}`;
+      this.#sink(`${head}${this.#boundJson}${fields ? members(JSON.stringify(fields)) : ''}}`);
+      return;
+    }
+    const entry: LogFields = { time, level: lvl, msg, ...this.#bound, ...fields };
     const err = entry.err;
     if (err instanceof Error) {
       // Stack traces go to logs only, never to clients.
       entry.err = { name: err.name, message: err.message, code: (err as { code?: unknown }).code, stack: err.stack };
     }
     this.#sink(JSON.stringify(entry));
+  }
+
+  #overlaps(fields: LogFields): boolean {
+    for (const key in fields) if (this.#boundKeys.has(key) || LEADING_KEYS.has(key)) return true;
+    return false;
   }
 
   debug(msg: string, fields?: LogFields): void {

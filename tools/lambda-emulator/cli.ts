@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmulator, type EmulatorHandle } from './emulator.ts';
+import { LAMBDA_NODE_MAJOR } from '../shared/node-runtime.ts';
 
 const HELP = `Usage: npm run lambda:local -- [options]
 
@@ -29,6 +30,9 @@ Options:
   --idle-reap <seconds>      Idle time after which an environment is reaped (default: 300)
   --max-concurrency <n>      Concurrent environments before requests are throttled (default: 10)
   --region <region>          AWS_REGION seen by the function (default: us-east-1)
+  --node <major|host|path>   Node the environments run on (default: ${LAMBDA_NODE_MAJOR}, what nodejs${LAMBDA_NODE_MAJOR}.x
+                             runs, installed from the npm registry into .cache/node-${LAMBDA_NODE_MAJOR}/ on
+                             first use; host: this machine's Node)
   --env KEY=VALUE            Function environment variable (repeatable)
   --env-file <path>          Read KEY=VALUE lines from a file (# comments, optional quotes);
                              --env wins over the file
@@ -85,6 +89,7 @@ try {
       'idle-reap': { type: 'string' },
       'max-concurrency': { type: 'string' },
       region: { type: 'string' },
+      node: { type: 'string' },
       env: { type: 'string', multiple: true },
       'env-file': { type: 'string' },
       quiet: { type: 'boolean' },
@@ -136,6 +141,7 @@ try {
     idleReapMs: intOption(values['idle-reap'], 'idle-reap', 300) * 1000,
     maxConcurrency: intOption(values['max-concurrency'], 'max-concurrency', 10),
     ...(values.region ? { region: values.region } : {}),
+    node: values.node ?? LAMBDA_NODE_MAJOR,
     environment,
     log: (line, meta) => {
       if (quiet && meta.source === 'function') return;
@@ -151,7 +157,7 @@ try {
 const base = emulator.baseUrl;
 const invokeUrl = `${emulator.url}/2015-03-31/functions/${emulator.functionName}/invocations`;
 process.stdout.write(`
-Lambda emulator running ${path.relative(process.cwd(), path.resolve(artifact)) || artifact} (handler ${values.handler ?? 'index.handler'})
+Lambda emulator running ${path.relative(process.cwd(), path.resolve(artifact)) || artifact} (handler ${values.handler ?? 'index.handler'}) on Node ${emulator.node.version}
 
   MLOPS_SERVICE_URL=${base}
 

@@ -12,9 +12,13 @@
  * bodies), result → HTTP response (2.0 inference rule, cookies → Set-Cookie, base64 bodies), and
  * API Gateway's own error answers. The Lambda Invoke API is served on the same port.
  *
+ * Children run the Node given as `node` (a major such as 22, installed from the npm registry on
+ * demand, `host`, or a path; the CLI defaults to 22, what `nodejs22.x` runs), with the environment
+ * and V8 flags of the managed runtime and nothing else from the host's environment.
+ *
  * What it does NOT emulate (know this before trusting a green local run):
- * - The real Node version: children run the host's `node` (Node 20 here) while AWS_EXECUTION_ENV says
- *   nodejs22.x; no Amazon Linux, no /var/task (the task root is a temp copy, and it is writable).
+ * - The exact runtime build: the Node patch release is npm's latest 22.x, not AWS's; no Amazon Linux,
+ *   no /var/task (the task root is a temp copy, and it is writable).
  * - CPU scaling with memory (Lambda gives ~1 vCPU per 1,769 MB), network/VPC, /tmp size limits,
  *   SnapStart, provisioned concurrency, layers (/opt), extensions, response streaming, X-Ray.
  * - IAM: no AWS credentials are injected; API Gateway authorizers, throttling/quotas, custom domains,
@@ -34,6 +38,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { unzipSync } from 'fflate';
+import { resolveNode, type NodeRuntime } from '../shared/node-runtime.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -75,6 +80,11 @@ export interface EmulatorOptions {
   initTimeoutMs?: number;
   /** RSS sampling period while an environment runs (default 20 ms). */
   memorySampleMs?: number;
+  /**
+   * The Node the environments run on: a major (`22`: installed from the npm registry into
+   * .cache/node-22/ on first use), `host` (this process's Node, the default) or a path.
+   */
+  node?: string;
 }
 
 export type InvocationStatus = 'success' | 'error' | 'timeout' | 'crash' | 'out-of-memory' | 'init-error' | 'throttled' | 'rejected';
@@ -148,6 +158,8 @@ export interface EmulatorHandle {
   /** The extracted/copied task root (LAMBDA_TASK_ROOT). */
   taskRoot: string;
   functionName: string;
+  /** The Node the execution environments run on. */
+  node: NodeRuntime;
   /** Invoke the function directly with any event (RequestResponse). */
   invoke(event: unknown): Promise<InvokeResult>;
   /**
@@ -260,6 +272,7 @@ interface Config {
   environment: Record<string, string>;
   initTimeoutMs: number;
   memorySampleMs: number;
+  node: NodeRuntime;
   taskRoot: string;
   log: LogSink;
 }
@@ -416,21 +429,21 @@ class ExecutionEnvironment {
       _HANDLER: cfg.handler,
       // Node 20+ managed runtimes no longer set NODE_EXTRA_CA_CERTS (nodejs18.x's bootstrap exported
       // /var/runtime/ca-cert.pem; see the AWS Compute Blog post on Node.js 20 and classmethod's
-      // measurement of its cold-start cost). So it is only passed when the host sets it (a corporate
-      // proxy CA, say) or the function's configuration does.
-      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
+      // measurement of its cold-start cost), and it nearly doubles Node's start-up: the host's value
+      // is never passed on. A function that needs one sets it in its configuration (--env).
       ...cfg.environment,
     };
     // Same V8 flags as the managed runtime's bootstrap script (memory split: new space = 10 %).
     const newSpace = Math.floor(cfg.memoryMb / 10);
     const nodeArgs = ['--expose-gc', '--max-http-header-size=81920', `--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${cfg.memoryMb - newSpace}`, BOOTSTRAP];
-    const [cmd, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+    const node = cfg.node.path;
+    const [cmd, args] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', node, ...nodeArgs]] : [node, nodeArgs];
 
     this.spawnT0 = performance.now();
     // Own process group: a terminal's Ctrl-C reaches the emulator, which then stops them in order.
     const child = spawn(cmd, args, { cwd: cfg.taskRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.child = child;
-    this.log(`INIT_START Runtime Version: nodejs:22.local (emulated, actually Node ${process.version})\tRuntime Version ARN: local`, 'platform');
+    this.log(`INIT_START Runtime Version: nodejs:${cfg.node.major}.local (Node ${cfg.node.version}, emulated)\tRuntime Version ARN: local`, 'platform');
     for (const stream of [child.stdout, child.stderr]) {
       let buffered = '';
       stream?.setEncoding('utf8');
@@ -1057,6 +1070,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<EmulatorH
     environment,
     initTimeoutMs: options.initTimeoutMs ?? LAMBDA_INIT_TIMEOUT_MS,
     memorySampleMs: options.memorySampleMs ?? 20,
+    node: resolveNode(options.node ?? 'host'),
     taskRoot: prepareTaskRoot(path.resolve(options.artifact)),
     log: options.log ?? defaultLog(functionName),
   };
@@ -1293,6 +1307,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<EmulatorH
     port,
     taskRoot: cfg.taskRoot,
     functionName,
+    node: cfg.node,
     async invoke(event: unknown): Promise<InvokeResult> {
       const run = invokeRaw(JSON.stringify(event ?? null), 'invoke');
       const outcome = await run.outcome;

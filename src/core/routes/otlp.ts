@@ -6,11 +6,8 @@
 import { bodyLimit } from 'hono/body-limit';
 import type { MiddlewareHandler } from 'hono';
 import type { App, AppContext, AppEnv } from '../context.ts';
-import { toNewEvent } from '../event-schema.ts';
 import { payloadTooLarge } from '../json-body.ts';
 import type { MappedCall } from '../otlp/index.ts';
-import { builtInPriceTable } from '../pricing/prices.ts';
-
 
 export function registerOtlp(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
   const max = ctx.deps.config.maxBodyBytes;
@@ -36,6 +33,7 @@ export function registerOtlp(app: App, ctx: AppContext, auth: MiddlewareHandler)
     const batch = otlp.spansToEvents(otlp.decodeExportRequest(body, encoding));
     if (batch.calls.length > 0) {
       const store = await ctx.deps.getStore();
+      const [{ toNewEvent }, { builtInPriceTable }] = await Promise.all([import('../event-schema.ts'), import('../pricing/prices.ts')]);
       const prices = ctx.deps.prices ?? builtInPriceTable();
       const toStored = (call: MappedCall) =>
         toNewEvent(call.input, call.input.event_id, prices, { operation_name: call.operationName, cached_input_tokens: call.cachedInputTokens ?? null });
