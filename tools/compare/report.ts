@@ -7,7 +7,7 @@
  * JSON schema "mlops-compare/1" (reports/compare-<timestamp>.json):
  *   { schema, createdAt, mode: "local"|"remote", machine,
  *     environment: { database: {kind, description}, server: {how, startupMs|null},
- *                    lambda: {how, memoryMb, artifact|null, artifactBytes|null, maxConcurrency|null} },
+ *                    lambda: {how, memoryMb, artifact|null, artifactBytes|null, maxConcurrency|null, node?} },
  *     bench: the "mlops-bench/1" result (tools/bench/bench.ts), its lambda samples carrying
  *            `lambda: {durationMs, billedDurationMs, initDurationMs, maxMemoryUsedMb}` when measured,
  *     lambdaMeasured: { endpoints: {health|track|metrics: {n, meanBilledMs, meanDurationMs,
@@ -67,7 +67,7 @@ export interface CostSettings {
 export interface ReportEnvironment {
   database: { kind: 'postgres' | 'pglite' | 'unknown'; description: string };
   server: { how: string; startupMs: number | null };
-  lambda: { how: string; memoryMb: number; artifact: string | null; artifactBytes: number | null; maxConcurrency: number | null };
+  lambda: { how: string; memoryMb: number; artifact: string | null; artifactBytes: number | null; maxConcurrency: number | null; /** The emulator's Node. */ node?: string };
 }
 
 export interface LambdaEndpointFigures {
@@ -568,7 +568,7 @@ function buildVerdict(r: CompareReport): string[] {
   out.push(
     `Assumptions: measured on this machine (${m.cpus} × ${m.cpuModel}, Node ${m.node})${busy}` +
       (r.mode === 'local'
-        ? `, with the Lambda side in the local emulator, which is not AWS: no real API Gateway, the host's CPU and Node instead of a ${r.environment.lambda.memoryMb} MB ${r.cost.lambdaInput.architecture} sandbox, and no sandbox placement in its cold starts`
+        ? `, with the Lambda side in the local emulator, which is not AWS: no real API Gateway, the host's CPU${r.environment.lambda.node ? ` (Node ${r.environment.lambda.node} for the function)` : ' and Node'} instead of a ${r.environment.lambda.memoryMb} MB ${r.cost.lambdaInput.architecture} sandbox, and no sandbox placement in its cold starts`
         : ', over the network to the deployed stacks') +
       `; ${r.cost.prices.region} list prices as checked on ${r.cost.prices.date}; one ${r.cost.ec2Input.instanceType} against on-demand Lambda. The list below has the rest.`,
   );
