@@ -61,6 +61,7 @@ export const TEST_FILES = [
   'test/perf.test.ts',
   'test/fanout.test.ts',
   'test/client.test.ts',
+  'test/client-outage.test.ts',
   'test/fuzz.test.ts',
   'test/hardening.test.ts',
   'test/security.test.ts',
