@@ -12,10 +12,20 @@ export interface KeyRing {
   readonly enabled: boolean;
   /** Returns the matching key's index (for rate limits and logs, never the key itself). */
   check(presented: string | undefined): number;
+  /** Whether a credential matches, without an error for a missing or wrong one. */
+  accepts(presented: string | undefined): boolean;
 }
 
 export function createKeyRing(keys: readonly string[], what = 'API key'): KeyRing {
   const digests = keys.map(digest);
+  const find = (presented: string): number => {
+    const candidate = digest(presented);
+    let match = -1;
+    digests.forEach((d, i) => {
+      if (timingSafeEqual(d, candidate) && match === -1) match = i;
+    });
+    return match;
+  };
   return {
     enabled: digests.length > 0,
     check(presented) {
@@ -24,14 +34,11 @@ export function createKeyRing(keys: readonly string[], what = 'API key'): KeyRin
           'WWW-Authenticate': 'Bearer',
         });
       }
-      const candidate = digest(presented);
-      let match = -1;
-      digests.forEach((d, i) => {
-        if (timingSafeEqual(d, candidate) && match === -1) match = i;
-      });
+      const match = find(presented);
       if (match === -1) throw new ApiError(403, 'forbidden', `Invalid ${what}`);
       return match;
     },
+    accepts: (presented) => presented !== undefined && presented !== '' && find(presented) !== -1,
   };
 }
 

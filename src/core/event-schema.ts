@@ -130,7 +130,7 @@ export interface EventExtras {
 /**
  * Applies the contract's defaults and the storage column types (integers, fixed decimals), and
  * the cost: the client's `api_cost_usd` when sent, else the price table's, else `unpriced` (no
- * cost at all, rather than a $0 nobody measured).
+ * cost at all, rather than a $0 nobody measured). `prices` undefined: the built-in table.
  */
 export function toNewEvent(input: TrackEventInput, eventId: string, prices: PriceTable = builtInPriceTable(), extras: EventExtras = {}): NewEvent {
   const model = input.model_name ?? 'gemini-1.5-flash';

@@ -3,7 +3,8 @@
  * for malformed JSON or an empty body. A missing Content-Type is accepted when the body parses:
  * some gateways and clients drop it (see the base64 Lambda fixture without one).
  */
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv } from './context.ts';
 import { ApiError } from './http-errors.ts';
 
@@ -12,6 +13,28 @@ export const EMPTY = Symbol('empty body');
 export function payloadTooLarge(maxBytes: number): ApiError {
   // The rest of the body is never read, so the connection cannot carry another request.
   return new ApiError(413, 'payload_too_large', `Request body exceeds the limit of ${maxBytes} bytes`, undefined, { Connection: 'close' });
+}
+
+/**
+ * The request size limit of a write route. A declared length (always, on Lambda) is checked
+ * without touching the body stream; a chunked body is counted as it streams in, by Hono's
+ * bodyLimit, or by the adapter's own reader when the route reads through it (`readBody`, on the
+ * Node server: `adapterCounts`).
+ */
+export function requestSizeLimit(maxBytes: number, options: { adapterCounts: boolean }): MiddlewareHandler<AppEnv> {
+  const tooLarge = () => {
+    throw payloadTooLarge(maxBytes);
+  };
+  const streaming = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
+  return async (c, next) => {
+    const declared = c.req.header('content-length');
+    if (declared === undefined || c.req.header('transfer-encoding')) {
+      if (options.adapterCounts && c.env?.readBody) return next();
+      return streaming(c, next);
+    }
+    if (Number(declared) > maxBytes) tooLarge();
+    await next();
+  };
 }
 
 export async function readJsonBody(c: Context<AppEnv>, maxBytes: number): Promise<unknown> {

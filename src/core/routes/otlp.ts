@@ -3,27 +3,16 @@
  * otlp/spans-to-events.ts), stored in one all-or-nothing write per request; the answer is an
  * ExportTraceServiceResponse in the request's encoding, sent only after the commit.
  */
-import { bodyLimit } from 'hono/body-limit';
 import type { MiddlewareHandler } from 'hono';
-import type { App, AppContext, AppEnv } from '../context.ts';
-import { payloadTooLarge } from '../json-body.ts';
+import type { App, AppContext } from '../context.ts';
+import { requestSizeLimit } from '../json-body.ts';
 import type { MappedCall } from '../otlp/index.ts';
 
 export function registerOtlp(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
   const max = ctx.deps.config.maxBodyBytes;
-  const tooLarge = () => {
-    throw payloadTooLarge(max);
-  };
-  const streamingLimit = bodyLimit({ maxSize: max, onError: tooLarge });
-  // A declared length (always, on Lambda) is checked without touching the body stream; a chunked
-  // body (a gzip exporter on a server) is counted as it streams in. The limit applies again to
-  // the decompressed bytes (otlp/body.ts).
-  const limit: MiddlewareHandler<AppEnv> = async (c, next) => {
-    const declared = c.req.header('content-length');
-    if (declared === undefined || c.req.header('transfer-encoding')) return streamingLimit(c, next);
-    if (Number(declared) > max) tooLarge();
-    await next();
-  };
+  // The decoder reads the body itself (arrayBuffer), so Hono counts a chunked one; the limit
+  // applies again to the decompressed bytes (otlp/body.ts).
+  const limit = requestSizeLimit(max, { adapterCounts: false });
 
   app.post('/v1/traces', auth, limit, async (c) => {
     const otlp = await import('../otlp/index.ts');
@@ -33,10 +22,9 @@ export function registerOtlp(app: App, ctx: AppContext, auth: MiddlewareHandler)
     const batch = otlp.spansToEvents(otlp.decodeExportRequest(body, encoding));
     if (batch.calls.length > 0) {
       const store = await ctx.deps.getStore();
-      const [{ toNewEvent }, { builtInPriceTable }] = await Promise.all([import('../event-schema.ts'), import('../pricing/prices.ts')]);
-      const prices = ctx.deps.prices ?? builtInPriceTable();
+      const { toNewEvent } = await import('../event-schema.ts');
       const toStored = (call: MappedCall) =>
-        toNewEvent(call.input, call.input.event_id, prices, { operation_name: call.operationName, cached_input_tokens: call.cachedInputTokens ?? null });
+        toNewEvent(call.input, call.input.event_id, ctx.deps.prices, { operation_name: call.operationName, cached_input_tokens: call.cachedInputTokens ?? null });
       await store.insertEvents(batch.calls.map(toStored));
     }
     if (batch.rejected > 0) {
