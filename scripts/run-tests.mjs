@@ -29,6 +29,7 @@ export const TEST_FILES = [
   'test/dir-lock-race.test.ts',
   'test/unit/lambda-results.test.ts',
   'test/unit/rate-limit-retention.test.ts',
+  'test/unit/cached-secret.test.ts',
   'test/unit/prices.test.ts',
   'test/unit/label-cap.test.ts',
   'test/unit/otlp-mapping.test.ts',

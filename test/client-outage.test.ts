@@ -249,7 +249,7 @@ describe('client SDK spool across restarts', () => {
   it('refuses a second user of the same spool folder', async () => {
     const dir = tempDir();
     const first = createFileSpool({ dir });
-    assert.throws(() => createFileSpool({ dir }), /spool folder .* is in use/);
+    assert.throws(() => createFileSpool({ dir }), /The mlops client spool folder .* is already in use by process \d+.*its own folder/);
     await first.close();
     await createFileSpool({ dir }).close();
   });
@@ -334,7 +334,7 @@ describe('client SDK reports every drop: how many and why', () => {
   });
 });
 
-describe('client SDK jitter and wait cap against a real server', () => {
+describe('client SDK jitter and wait cap against a simulated service over real HTTP', () => {
   it('spreads 20 clients told "Retry-After: 5" over [5 s, 7.7 s): none earlier, not all at once', async () => {
     rig.sim.mode = 'unavailable';
     const t0 = rig.clock.now();

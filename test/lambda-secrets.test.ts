@@ -122,7 +122,7 @@ describe('Lambda: a secret read that fails is tried again by a later invocation'
     await db?.drop();
   });
 
-  it('answers 503 while the read fails, then 200 once a later read succeeds, asking the extension with backoff', async () => {
+  it('answers 503 while the read fails, then 200 once a later read succeeds, asking the extension with backoff', async (t) => {
     assert.equal(extension.reads('retry/keys'), 1, 'the init read, which failed');
     const first = await handler(v2Event('GET', '/health'));
     assert.equal(first.statusCode, 503, first.body);
@@ -142,7 +142,7 @@ describe('Lambda: a secret read that fails is tried again by a later invocation'
     // One failed read and one that worked, each: the invocations in between did not ask again.
     assert.equal(extension.reads('retry/keys'), 2);
     assert.equal(extension.reads('retry/db'), 2);
-    console.log(`recovered after ${seen.length} invocations; the extension was asked 2 + 2 times`);
+    t.diagnostic(`recovered after ${seen.length} invocations; the extension was asked 2 + 2 times`);
   });
 });
 

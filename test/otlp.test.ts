@@ -15,7 +15,6 @@ import { OTLPTraceExporter as ProtobufExporter } from '@opentelemetry/exporter-t
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { generateText, streamText } from 'ai';
 import { convertArrayToReadableStream, MockLanguageModelV3 } from 'ai/test';
-import { builtInPriceTable } from '../src/core/pricing/prices.ts';
 import postgres from 'postgres';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
@@ -159,7 +158,7 @@ describe('POST /v1/traces with the real OpenTelemetry exporters and the AI SDK',
       assert.ok(Math.abs(row.response_time_ms - durationMs(span)) <= 1, `${row.response_time_ms} ms vs span ${durationMs(span)} ms`);
       assert.equal(row.success_rate, 1);
       // Priced from the table (the dated snapshot matches gpt-4o-mini's pattern), as a chat call.
-      const rates = builtInPriceTable().match('gpt-4o-mini-2024-07-18')!.entry;
+      const rates = { input_per_1m: 0.15, output_per_1m: 0.6 }; // gpt-4o-mini's table entry, by hand
       assert.equal(row.cost_source, 'price_table');
       assert.equal(row.api_cost_usd, Math.round(c.input * rates.input_per_1m + c.output * rates.output_per_1m) / 1e6);
       assert.equal(row.operation_name, 'chat');

@@ -82,10 +82,11 @@ describe('performance benchmarks (tiny run)', { skip: skipPostgres }, () => {
       assert.ok(x.requestsPerSec.median > 0 && x.requestsPerSec.min <= x.requestsPerSec.max, t);
       assert.ok(Number.isFinite(x.ratioToBare.median) && x.cpuUsPerRequest.median > 0, t);
     }
-    for (const t of ['health', 'track'] as const) {
-      const shares = r.stages[t].reduce((a, s) => a + s.share, 0);
-      assert.ok(Math.abs(shares - 1) < 1e-6, `${t}: stage shares add up to ${shares}`);
-    }
+    // The split names the work the profile really saw: Node's HTTP layer for both, validation for /track.
+    const stages = (t: 'health' | 'track') => new Set(r.stages[t].filter((s) => s.share > 0).map((s) => s.stage));
+    assert.ok(stages('health').has('Node HTTP (parser, socket, write)'), [...stages('health')].join(', '));
+    assert.ok(stages('track').has('validate (zod schema)'), [...stages('track')].join(', '));
+    assert.ok(!stages('health').has('validate (zod schema)'), '/health validates nothing');
   });
 
   it('memory: RSS of a freshly started server on PostgreSQL', async () => {

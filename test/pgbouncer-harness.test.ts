@@ -10,19 +10,14 @@ import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { pgbouncerBinary, startPgBouncer, type PgBouncer } from '../tools/shared/pgbouncer.ts';
 import { skipPostgres } from './helpers/postgres.ts';
-import { IN_CI } from './helpers/skip.ts';
+import { skipUnlessCi } from './helpers/skip.ts';
 
-const ci = IN_CI;
 const missing = pgbouncerBinary() ? undefined : 'pgbouncer is not installed (apt-get install pgbouncer; binary /usr/sbin/pgbouncer)';
 const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const upstreamPort = Number(new URL(adminUrl).port || 5432);
 // The harness only pools the local server.
 const remote = ['127.0.0.1', 'localhost'].includes(new URL(adminUrl).hostname) ? false : 'TEST_DATABASE_URL is not on 127.0.0.1';
-const skip: string | false = (missing && !ci ? missing : false) || skipPostgres || remote;
-if (missing && !ci) {
-  const bar = '!'.repeat(78);
-  console.warn(`\n${bar}\n!! SKIPPING the PgBouncer harness tests: ${missing}\n!! (CI=true turns this into a failure)\n${bar}\n`);
-}
+const skip: string | false = skipUnlessCi(missing && `the PgBouncer harness tests: ${missing}`) || skipPostgres || remote;
 
 type Sql = postgres.Sql;
 const clients: Sql[] = [];

@@ -23,12 +23,9 @@ import { v2Event } from './helpers/lambda-events.ts';
 import { buildLambdaPackage } from './helpers/package.ts';
 import { createTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { IN_CI } from './helpers/skip.ts';
+import { skipUnlessCi } from './helpers/skip.ts';
 
-const ci = IN_CI;
-const missing = pgbouncerBinary() ? undefined : 'pgbouncer is not installed (apt-get install pgbouncer)';
-const skip: string | false = (missing && !ci ? missing : false) || skipPostgres;
-if (missing && !ci) console.warn(`\n!! SKIPPING the pooled-connection tests: ${missing} (CI=true makes this a failure)\n`);
+const skip: string | false = skipUnlessCi(pgbouncerBinary() ? false : 'pgbouncer is not installed (apt-get install pgbouncer): the pooled-connection tests') || skipPostgres;
 
 const ENVIRONMENTS = 4;
 const EVENTS_PER_ENVIRONMENT = 25;

@@ -27,7 +27,7 @@
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { appendFile, readFile, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { acquireDirLock, type DirLock } from '../storage/dir-lock.ts';
+import { acquireDirLock, type DirLock, type LockWording } from '../storage/dir-lock.ts';
 import type { EventSpool, SpooledEvent, TrackEvent } from './index.ts';
 
 export interface FileSpoolOptions {
@@ -48,6 +48,11 @@ export interface FileSpool extends EventSpool {
 
 const SEGMENT_NAME = /^(\d{16})\.jsonl$/;
 const LOCK_NAME = '.mlops-client-spool.lock';
+const SPOOL_FOLDER: LockWording = {
+  what: (folder) => `The mlops client spool folder ${folder}`,
+  elsewhere: 'give this process its own folder (createFileSpool({ dir }))',
+  onlyOne: 'A spool folder serves one process: stop that process, or give this one its own folder (createFileSpool({ dir })).',
+};
 
 interface Segment {
   path: string;
@@ -87,12 +92,7 @@ export function createFileSpool(options: FileSpoolOptions): FileSpool {
   const maxBytes = options.maxBytes ?? 64 * 2 ** 20;
   const segmentBytes = options.segmentBytes ?? 2 ** 20;
   mkdirSync(dir, { recursive: true });
-  let lock: DirLock;
-  try {
-    lock = acquireDirLock(dir, LOCK_NAME);
-  } catch (error) {
-    throw new Error(`The mlops client spool folder ${dir} is in use; give each process its own folder. (${(error as Error).message})`);
-  }
+  const lock: DirLock = acquireDirLock(dir, { fileName: LOCK_NAME, wording: SPOOL_FOLDER });
 
   // What earlier processes left: counted now, read back when its turn comes. Synchronous: once, at start.
   const segments: Segment[] = [];

@@ -207,7 +207,7 @@ export const MAX_BATCH_EVENTS = 500;
  * Events waiting to be written to the spool, in JSON characters at most: a burst beyond the queue
  * goes to the spool whatever `maxQueue` is, while the memory it takes stays bounded.
  */
-export const SPOOL_WRITE_BUFFER_CHARS = 2 ** 20;
+const SPOOL_WRITE_BUFFER_CHARS = 2 ** 20;
 
 /** Full-jitter exponential backoff: random(0, min(cap, base·2^attempt)), attempt from 0. */
 export function backoffDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
@@ -220,7 +220,7 @@ export function backoffDelay(attempt: number, baseMs: number, capMs: number, ran
  * (then within the top third under the cap); spread, so that clients told the same hint do not all
  * return at once, and wider as failures repeat.
  */
-export function retryAfterDelay(hintMs: number, attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+function retryAfterDelay(hintMs: number, attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
   const hi = Math.min(capMs, hintMs * 1.5 + Math.min(capMs, baseMs * 2 ** attempt));
   const lo = Math.min(hintMs, (hi * 2) / 3);
   return Math.floor(lo + random() * (hi - lo));

@@ -173,7 +173,27 @@ function withTakeoverMutex(lockPath: string, fn: () => void): void {
   }
 }
 
-export function acquireDirLock(dir: string, fileName = '.mlops-service.lock'): DirLock {
+/** How the errors name the folder and what to do: the lock serves more than one kind of folder. */
+export interface LockWording {
+  /** The folder as the user knows it, e.g. `DATA_DIR /srv/data`. */
+  what(folder: string): string;
+  /** The way out when it is taken, e.g. `set DATA_DIR to another folder`. */
+  elsewhere: string;
+  /** Said when a live process holds it: why only one may, and what to do. */
+  onlyOne: string;
+}
+
+/** The embedded database's folder (the default). */
+const EMBEDDED_DATABASE_FOLDER: LockWording = {
+  what: (folder) => `DATA_DIR ${folder}`,
+  elsewhere: 'set DATA_DIR to another folder',
+  onlyOne: 'Only one process may open an embedded database: stop that process, set DATA_DIR to another folder, or set DATABASE_URL to share a PostgreSQL server between processes.',
+};
+
+export function acquireDirLock(
+  dir: string,
+  { fileName = '.mlops-service.lock', wording = EMBEDDED_DATABASE_FOLDER }: { fileName?: string; wording?: LockWording } = {},
+): DirLock {
   const folder = resolve(dir);
   mkdirSync(folder, { recursive: true });
   const path = join(folder, fileName);
@@ -207,7 +227,7 @@ export function acquireDirLock(dir: string, fileName = '.mlops-service.lock'): D
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         const found = readLock(path);
-        if (found) refuseOrRemove(folder, path, found, me);
+        if (found) refuseOrRemove(folder, path, found, me, wording);
         continue;
       }
       let released = false;
@@ -228,31 +248,29 @@ export function acquireDirLock(dir: string, fileName = '.mlops-service.lock'): D
     rmSync(draft, { force: true });
   }
   dropFifo();
-  throw new StoreStartupError(`Could not lock DATA_DIR ${folder}: ${path} keeps reappearing`);
+  throw new StoreStartupError(`Could not lock ${wording.what(folder)}: ${path} keeps reappearing`);
 }
 
 /** Throws when the lock must be left alone; returns once a stale lock is gone. */
-function refuseOrRemove(folder: string, path: string, found: { raw: string; info: LockInfo | undefined }, me: LockInfo): void {
+function refuseOrRemove(folder: string, path: string, found: { raw: string; info: LockInfo | undefined }, me: LockInfo, wording: LockWording): void {
   const holder = found.info;
   if (!holder) {
     throw new StoreStartupError(
-      `DATA_DIR ${folder} has a lock file this version cannot read (${path}). If no process uses the folder, delete that file; ` +
-        `otherwise set DATA_DIR to another folder.`,
+      `${wording.what(folder)} has a lock file this version cannot read (${path}). If no process uses the folder, delete that file; ` +
+        `otherwise ${wording.elsewhere}.`,
     );
   }
   const state = holderState(folder, holder, me);
   if (state === 'alive') {
     throw new StoreStartupError(
-      `DATA_DIR ${folder} is already in use by process ${holder.pid} (since ${holder.started_at}). ` +
-        `Only one process may open an embedded database: stop that process, set DATA_DIR to another folder, ` +
-        `or set DATABASE_URL to share a PostgreSQL server between processes.`,
+      `${wording.what(folder)} is already in use by process ${holder.pid} (since ${holder.started_at}). ${wording.onlyOne}`,
     );
   }
   if (state === 'unknown') {
     throw new StoreStartupError(
-      `DATA_DIR ${folder} is locked by process ${holder.pid} on host ${holder.host} (since ${holder.started_at}), which cannot ` +
+      `${wording.what(folder)} is locked by process ${holder.pid} on host ${holder.host} (since ${holder.started_at}), which cannot ` +
         `be checked from here (another machine, or a container that shares the folder). If no process uses it any more, ` +
-        `delete ${path}; otherwise set DATA_DIR to another folder.`,
+        `delete ${path}; otherwise ${wording.elsewhere}.`,
     );
   }
   withTakeoverMutex(path, () => {

@@ -51,7 +51,7 @@ export interface PostgresStoreOptions {
 }
 
 /** Below the shortest common idle drop of a NAT or load balancer (AWS NAT gateway, NLB: 350 s; ALB: 60 s). */
-export const DEFAULT_IDLE_TIMEOUT_MS = 50_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 50_000;
 /** TCP keepalive: idle time before the first probe. */
 const KEEPALIVE_S = 15;
 
@@ -134,6 +134,7 @@ const authFailure = (error: unknown) => AUTH_FAILED.has((error as { code?: strin
 class ConnectionPool {
   readonly #options: PostgresStoreOptions;
   readonly #pooled: boolean;
+  readonly #idleTimeoutMs: number;
   #current: Pool;
   /** A retired pool still finishing its statements (at most one: a second retirement destroys it). */
   #retiring: Pool | undefined;
@@ -146,6 +147,7 @@ class ConnectionPool {
   constructor(options: PostgresStoreOptions, pooled: boolean) {
     this.#options = options;
     this.#pooled = pooled;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#current = this.#open(options.url);
   }
 
@@ -158,7 +160,7 @@ class ConnectionPool {
       max: options.poolMax,
       ssl: parsed.ssl,
       connect_timeout: options.connectTimeoutMs / 1000,
-      idle_timeout: (options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) / 1000,
+      idle_timeout: this.#idleTimeoutMs / 1000,
       keep_alive: KEEPALIVE_S,
       // Skips a catalogue round trip on every new connection; no custom array types are used.
       fetch_types: false,
@@ -200,7 +202,7 @@ class ConnectionPool {
     // Overdue statements whose timers have not run yet (a process frozen, then thawed by this request).
     for (const watch of this.#watched) if (watch.due <= now) this.#stalled(watch);
     const idleFor = Date.now() - this.#lastUsedAt;
-    if (this.#busy === 0 && idleFor > (this.#options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS)) this.#retire(this.#current.url, 0);
+    if (this.#busy === 0 && idleFor > this.#idleTimeoutMs) this.#retire(this.#current.url, 0);
     return this.#current;
   }
 

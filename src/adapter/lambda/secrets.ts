@@ -54,7 +54,7 @@ export interface SecretBackoff {
   maxMs: number;
 }
 
-export const DEFAULT_SECRET_BACKOFF: SecretBackoff = { firstMs: 1000, maxMs: 60_000 };
+const DEFAULT_SECRET_BACKOFF: SecretBackoff = { firstMs: 1000, maxMs: 60_000 };
 
 /**
  * A value read once and kept for the environment's life. A failed read is answered with its error

@@ -6,7 +6,6 @@
 import { ConfigError, loadConfig } from '../../core/config.ts';
 import { batchedSink, createLogger } from '../../core/logger.ts';
 import { StoreStartupError, StoreUnavailableError } from '../../storage/errors.ts';
-import { PriceTableError } from '../../core/pricing/prices.ts';
 import { startServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -25,7 +24,8 @@ async function main(): Promise<void> {
   try {
     server = await startServer(config, logger);
   } catch (error) {
-    const known = error instanceof StoreStartupError || error instanceof StoreUnavailableError || error instanceof PriceTableError;
+    // By name: importing PriceTableError would load the price table at every start, PRICES_FILE or not.
+    const known = error instanceof StoreStartupError || error instanceof StoreUnavailableError || (error as Error).name === 'PriceTableError';
     const message = known ? (error as Error).message : `could not start: ${(error as Error).message}`;
     logger.error(message, known ? {} : { err: error });
     if (error instanceof StoreUnavailableError && config.databaseUrl) {

@@ -70,7 +70,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
 
   // Requests from arrival until their response is sent or their connection closes, so that a
   // shutdown that runs out of time can say which ones it abandoned ("POST /track"; no query string).
-  const inFlight = new Set<{ label: string; response: ServerResponse }>();
+  const inFlight = new Set<HttpBindings>();
+  const label = ({ incoming }: HttpBindings) => `${incoming.method} ${(incoming.url ?? '').split('?')[0]}`;
   let shuttingDown = false;
   // While shutting down, an answer says `Connection: close` and its connection is closed after it:
   // kept alive, it would hold the shutdown for the keep-alive timeout and could carry new requests.
@@ -79,9 +80,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   };
   // The app reads request bodies straight from Node's IncomingMessage (see read-body.ts).
   const handle = (request: Request, bindings: HttpBindings) => {
-    const entry = { label: `${bindings.incoming.method} ${(bindings.incoming.url ?? '').split('?')[0]}`, response: bindings.outgoing };
-    inFlight.add(entry);
-    bindings.outgoing.once('close', () => inFlight.delete(entry));
+    inFlight.add(bindings);
+    bindings.outgoing.once('close', () => inFlight.delete(bindings));
     if (shuttingDown) closeAfterAnswer(bindings.outgoing);
     return fetch(request, { readBody: (maxBytes: number) => readIncomingBody(bindings.incoming, maxBytes) });
   };
@@ -101,12 +101,12 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       stopRetention();
       stopFolding();
       shuttingDown = true;
-      for (const { response } of inFlight) closeAfterAnswer(response);
+      for (const { outgoing } of inFlight) closeAfterAnswer(outgoing);
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       let abandoned: string[] = [];
       const timer = setTimeout(() => {
-        abandoned = [...inFlight].map((r) => r.label);
+        abandoned = [...inFlight].map(label);
         logger.warn('shutdown timeout: abandoning the requests still in flight and closing every connection', {
           timeout_ms: config.shutdownTimeoutMs,
           abandoned: abandoned.length,
