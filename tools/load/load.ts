@@ -52,8 +52,9 @@ export interface LoadReport {
     samples: MemorySample[];
     first_minute_rss_mb: number | null;
     last_minute_rss_mb: number | null;
-    /** Least-squares slope of RSS after warm-up, MB per minute. */
+    /** Least-squares slope of RSS after warm-up, MB per minute, over `slope_samples` samples. */
     slope_mb_per_min: number | null;
+    slope_samples: number;
     peak_rss_mb: number | null;
   };
 }
@@ -280,6 +281,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       first_minute_rss_mb: mean(memory.filter((m) => m.t_s <= windowS)),
       last_minute_rss_mb: mean(memory.filter((m) => m.t_s >= elapsed - windowS)),
       slope_mb_per_min: s === null ? null : round(s, 2),
+      slope_samples: afterWarmup.length,
       peak_rss_mb: memory.length ? Math.max(...memory.map((m) => m.rss_mb)) : null,
     },
   };
@@ -296,7 +298,7 @@ export function formatReport(r: LoadReport): string {
       `${x.route.padEnd(22)}${String(x.requests).padStart(9)}${String(x.errors).padStart(8)}${String(x.latency_ms.p50).padStart(9)}${String(x.latency_ms.p90).padStart(9)}${String(x.latency_ms.p99).padStart(9)}${String(x.latency_ms.max).padStart(9)}`),
     '',
     `server memory: first minute ${r.memory.first_minute_rss_mb} MB RSS, last minute ${r.memory.last_minute_rss_mb} MB, peak ${r.memory.peak_rss_mb} MB, ` +
-      `slope after warm-up ${r.memory.slope_mb_per_min} MB/min (${r.memory.samples.length} samples)`,
+      `slope after warm-up ${r.memory.slope_mb_per_min} MB/min (${r.memory.slope_samples} of ${r.memory.samples.length} samples)`,
   ];
   return lines.join('\n');
 }

@@ -27,7 +27,7 @@ function idempotencyKey(header: string | undefined, bodyKey: string | null | und
 export function registerTrack(app: App, ctx: AppContext, auth: MiddlewareHandler): void {
   const max = ctx.deps.config.maxBodyBytes;
   // Validation (zod) and the price table load on the first write, not at module load: a cold
-  // /health never needs them (measured: module load 20.6 → 13.3 ms on Node 22).
+  // /health never needs them (zod is ~6 ms of CPU on Node 22: npm run bench:perf -- cold-profile).
   let schema: Promise<typeof import('../event-schema.ts')> | undefined;
   const load = () => (schema ??= import('../event-schema.ts'));
   const limit = requestSizeLimit(max, { adapterCounts: true });
