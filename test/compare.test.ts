@@ -17,11 +17,10 @@ import { buildReport, type CompareReport } from '../tools/compare/report.ts';
 import { runCompareCli } from '../tools/compare/cli.ts';
 import { loadChartAssets, renderHtml, writeReport } from '../tools/compare/render.ts';
 import { breakEven, ec2Cost, lambdaCost, loadPrices } from '../tools/cost/model.ts';
-import { skipPostgres } from './helpers/postgres.ts';
+import { ADMIN_URL, skipPostgres } from './helpers/postgres.ts';
 import { skipOrFail } from './helpers/skip.ts';
 
 const prices = loadPrices();
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 
 // --- independent arithmetic ------------------------------------------------------------------

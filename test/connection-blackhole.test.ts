@@ -15,7 +15,7 @@ import { openPostgresStore } from '../src/storage/postgres.ts';
 import type { SqlStore } from '../src/storage/sql-store.ts';
 import { TcpProxy } from '../tools/shared/tcp-proxy.ts';
 import { v2Event } from './helpers/lambda-events.ts';
-import { createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
+import { ADMIN_URL, createMigratedTestDatabase, skipPostgres, type TestDatabase } from './helpers/postgres.ts';
 
 type Handler = (event: unknown, context?: unknown) => Promise<{ statusCode: number; body: string }>;
 
@@ -24,7 +24,7 @@ const DEADLINE_MS = 1000;
 /** "Within the deadline", with room for a loaded machine; the kernel would take ~15 minutes. */
 const ANSWERED_WITHIN_MS = 5 * DEADLINE_MS;
 const TARGET = (() => {
-  const u = new URL(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  const u = new URL(ADMIN_URL);
   return { host: u.hostname, port: Number(u.port || 5432) };
 })();
 
@@ -61,7 +61,7 @@ describe('Lambda: database connections that die silently', { skip: skipPostgres 
   before(async () => {
     db = await createMigratedTestDatabase('blackhole');
     proxy = await TcpProxy.start(TARGET);
-    admin = postgres(process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', { max: 2, onnotice: () => {} });
+    admin = postgres(ADMIN_URL, { max: 2, onnotice: () => {} });
     delete process.env.DATABASE_URL_SECRET_ID;
     delete process.env.MLOPS_API_KEYS_SECRET_ID;
     Object.assign(process.env, {

@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { pgbouncerBinary, startPgBouncer, type PgBouncer } from '../tools/shared/pgbouncer.ts';
-import { skipPostgres } from './helpers/postgres.ts';
+import { ADMIN_URL, skipPostgres } from './helpers/postgres.ts';
 import { skipUnlessCi } from './helpers/skip.ts';
 
 const missing = pgbouncerBinary() ? undefined : 'pgbouncer is not installed (apt-get install pgbouncer; binary /usr/sbin/pgbouncer)';
-const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const adminUrl = ADMIN_URL;
 const upstreamPort = Number(new URL(adminUrl).port || 5432);
 // The harness only pools the local server.
 const remote = ['127.0.0.1', 'localhost'].includes(new URL(adminUrl).hostname) ? false : 'TEST_DATABASE_URL is not on 127.0.0.1';

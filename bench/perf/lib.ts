@@ -1,5 +1,6 @@
 /** Shared pieces of the performance benchmarks: statistics, tables, a throwaway database. */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createThrowawayDatabase, type ThrowawayDatabase } from '../../tools/shared/throwaway-database.ts';
 
@@ -55,4 +56,10 @@ export function packageLambda(outDir?: string): void {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+}
+
+/** A process's resident memory (VmRSS) in MB, from /proc; throws when the process is gone. */
+export function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
+  return kb / 1024;
 }

@@ -8,21 +8,17 @@
  *
  * Targets (issue 14), on `npm start`: PostgreSQL ≤ 200 MB; PGlite ≤ 350 MB.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freshPgliteDir } from '../../tools/shared/pglite-template.ts';
 import { startService } from '../../tools/shared/service-process.ts';
 import { spread, type Spread } from './cold-start.ts';
-import { createBenchDatabase, printVerdicts, table } from './lib.ts';
+import { createBenchDatabase, printVerdicts, rssMb, table } from './lib.ts';
 
 export const MEMORY_TARGETS_MB = { postgres: 200, pglite: 350 } as const;
 /** After the ready line: lets start-up work that the event loop still runs (timers, GC) finish. */
 const SETTLE_MS = 500;
 
-function rssMb(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
-  return kb / 1024;
-}
 
 export type Entry = 'source' | 'bundle';
 export type Backend = 'postgres' | 'pglite';

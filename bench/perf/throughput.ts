@@ -8,11 +8,10 @@
  * that load ≤ 200 MB (PGlite reported).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { startProcess, startService } from '../../tools/shared/service-process.ts';
-import { createBenchDatabase, machine, printVerdicts, ROOT, table } from './lib.ts';
+import { createBenchDatabase, machine, printVerdicts, ROOT, rssMb, table } from './lib.ts';
 import { freshPgliteDir as freshPgliteFolder } from '../../tools/shared/pglite-template.ts';
 
 export interface WrkResult {
@@ -63,8 +62,7 @@ function sampleRss(pid: number): () => number {
   let peak = 0;
   const read = () => {
     try {
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-      peak = Math.max(peak, kb / 1024);
+      peak = Math.max(peak, rssMb(pid));
     } catch {
       // The process is gone.
     }

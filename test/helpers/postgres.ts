@@ -10,7 +10,9 @@ import { IN_CI } from './skip.ts';
 /** Never set under CI: there the suites run, and fail if PostgreSQL is missing. */
 export const skipPostgres = process.env.SKIP_POSTGRES === '1' && !IN_CI ? 'PostgreSQL not reachable (see the warning above)' : false;
 
-const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+/** The PostgreSQL server the tests create throwaway databases on. */
+export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const adminUrl = ADMIN_URL;
 
 export type TestDatabase = ThrowawayDatabase;
 
